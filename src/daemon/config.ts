@@ -1,0 +1,153 @@
+// The daemon's configuration: command-line flags (Weave's names where they apply) and the
+// environment variables of Weave's DaemonSet. Pure: takes argv and env, returns a Config or a
+// ConfigError whose message is the one line the daemon prints before exiting.
+import { parseArgs } from 'node:util';
+import { parsePeerName, type PeerName } from '../net/peer-name.js';
+import { parseHostPort, formatHostPort, DEFAULT_MESH_PORT, type HostPort } from '../net/address.js';
+import { LOG_LEVELS, type LogFormat } from '../log/logger.js';
+import type { LevelWithSilent } from 'pino';
+
+export class ConfigError extends Error {}
+
+export interface Config {
+  readonly name?: PeerName;          // undefined: derive from the machine
+  readonly nickname?: string;        // undefined: the host name
+  readonly port: number;
+  readonly host: string;             // address to listen on ('' = all)
+  readonly password?: string;
+  readonly connLimit: number;
+  readonly httpAddr: HostPort;
+  readonly discovery: boolean;
+  readonly logLevel: LevelWithSilent;
+  readonly logFormat: LogFormat;
+  readonly noBridge: boolean;
+  readonly peers: readonly string[]; // host:port, normalised
+  /** Seconds between TCP heartbeats; a connection silent for twice this long is closed. */
+  readonly heartbeatInterval: number;
+  /** Seconds between anti-entropy rounds of the gossip channels. */
+  readonly gossipInterval: number;
+  readonly printPeerName: boolean;
+  readonly showVersion: boolean;
+  readonly showHelp: boolean;
+}
+
+export const USAGE = `Usage: weaver [flags] [peer ...]
+
+Peers are host[:port] (port ${DEFAULT_MESH_PORT} when omitted).
+
+Flags:
+  --name NAME            peer name, a MAC-style 48-bit value (default: derived from /etc/machine-id)
+  --nickname NAME        human name shown in status (default: the host name)
+  --port N               TCP port of the mesh (default ${DEFAULT_MESH_PORT})
+  --host ADDR            address to listen on (default: all)
+  --password PW          encrypt and authenticate the mesh (or WEAVE_PASSWORD)
+  --conn-limit N         most connections to other peers (default 200, or CONN_LIMIT)
+  --http-addr ADDR:PORT  HTTP API (default 127.0.0.1:6784, or WEAVE_HTTP_ADDR)
+  --no-discovery         connect only to the peers given, not to peers learned from gossip
+  --no-bridge            control plane only: no bridge, no data path
+  --log-level LEVEL      ${LOG_LEVELS.join(', ')} (default info)
+  --log-format FORMAT    json, text or auto (default auto: text on a terminal, json otherwise)
+  --print-peer-name      print this machine's peer name and exit
+  --version              print the version and exit
+  --help                 print this text and exit
+`;
+
+const options = {
+  name: { type: 'string' },
+  nickname: { type: 'string' },
+  port: { type: 'string' },
+  host: { type: 'string' },
+  password: { type: 'string' },
+  'conn-limit': { type: 'string' },
+  'http-addr': { type: 'string' },
+  'no-discovery': { type: 'boolean' },
+  'no-bridge': { type: 'boolean' },
+  'log-level': { type: 'string' },
+  'log-format': { type: 'string' },
+  'heartbeat-interval': { type: 'string' },
+  'gossip-interval': { type: 'string' },
+  'print-peer-name': { type: 'boolean' },
+  version: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Config {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: [...argv], options, allowPositionals: true, strict: true });
+  } catch (err) {
+    // node's messages are already one line, e.g. "Unknown option '--foo'".
+    throw new ConfigError(`${(err as Error).message.split('\n')[0]} (see weaver --help)`);
+  }
+  const v = parsed.values;
+  const flagOrEnv = (flag: string | undefined, envName: string): string | undefined =>
+    flag ?? (env[envName] !== undefined && env[envName] !== '' ? env[envName] : undefined);
+
+  const port = intIn('--port', v.port, DEFAULT_MESH_PORT, 1, 65535);
+  const connLimit = intIn('--conn-limit', flagOrEnv(v['conn-limit'], 'CONN_LIMIT'), 200, 0, 100_000);
+  const httpText = flagOrEnv(v['http-addr'], 'WEAVE_HTTP_ADDR') ?? '127.0.0.1:6784';
+  const httpAddr = wrap('--http-addr', () => parseHostPort(httpText, 6784));
+
+  const logLevel = v['log-level'] ?? 'info';
+  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
+    throw new ConfigError(`invalid --log-level "${logLevel}": want one of ${LOG_LEVELS.join(', ')}`);
+  }
+  const logFormat = v['log-format'] ?? 'auto';
+  if (!['json', 'text', 'auto'].includes(logFormat)) {
+    throw new ConfigError(`invalid --log-format "${logFormat}": want json, text or auto`);
+  }
+  const nickname = v.nickname;
+  if (nickname !== undefined && !/^[^\s:]{1,255}$/.test(nickname)) {
+    throw new ConfigError(`invalid --nickname "${nickname}": 1 to 255 characters, no spaces or ':'`);
+  }
+  const password = flagOrEnv(v.password, 'WEAVE_PASSWORD');
+  const host = v.host ?? '';
+  if (host !== '') wrap('--host', () => parseHostPort(host));
+
+  const peers = parsed.positionals.map((p) => formatHostPort(wrap('peer', () => parseHostPort(p, DEFAULT_MESH_PORT))));
+
+  return {
+    ...(v.name !== undefined ? { name: wrap('--name', () => parsePeerName(v.name!)) } : {}),
+    ...(nickname !== undefined ? { nickname } : {}),
+    ...(password !== undefined ? { password } : {}),
+    port,
+    host,
+    connLimit,
+    httpAddr,
+    discovery: v['no-discovery'] !== true,
+    noBridge: v['no-bridge'] === true,
+    logLevel: logLevel as LevelWithSilent,
+    logFormat: logFormat as LogFormat,
+    peers,
+    heartbeatInterval: numberIn('--heartbeat-interval', v['heartbeat-interval'], 30, 0.05, 3600),
+    gossipInterval: numberIn('--gossip-interval', v['gossip-interval'], 30, 0.05, 3600),
+    printPeerName: v['print-peer-name'] === true,
+    showVersion: v.version === true,
+    showHelp: v.help === true,
+  };
+}
+
+function wrap<T>(what: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    throw new ConfigError(`invalid ${what}: ${(err as Error).message}`);
+  }
+}
+
+function intIn(flag: string, text: string | undefined, dflt: number, min: number, max: number): number {
+  if (text === undefined) return dflt;
+  if (!/^\d+$/.test(text.trim()) || Number(text) < min || Number(text) > max) {
+    throw new ConfigError(`invalid ${flag} "${text}": want a whole number from ${min} to ${max}`);
+  }
+  return Number(text);
+}
+
+function numberIn(flag: string, text: string | undefined, dflt: number, min: number, max: number): number {
+  if (text === undefined) return dflt;
+  const n = Number(text);
+  if (text.trim() === '' || !Number.isFinite(n) || n < min || n > max) {
+    throw new ConfigError(`invalid ${flag} "${text}": want seconds from ${min} to ${max}`);
+  }
+  return n;
+}

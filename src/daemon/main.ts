@@ -1,0 +1,105 @@
+#!/usr/bin/env node
+// weaver: the weft daemon, one mesh peer per node.
+import { parseConfig, ConfigError, USAGE, type Config } from './config.js';
+import { machinePeerName, defaultNickname } from './identity.js';
+import { createLogger } from '../log/logger.js';
+import { randomUid } from '../net/uid.js';
+import { formatHostPort } from '../net/address.js';
+import { Router } from '../mesh/router.js';
+import { createApiServer, listen } from '../api/http-server.js';
+import { VERSION } from '../version.js';
+
+function fail(message: string): never {
+  process.stderr.write(`weaver: ${message}\n`);
+  process.exit(1);
+}
+
+async function main(): Promise<void> {
+  let config: Config;
+  try {
+    config = parseConfig(process.argv.slice(2), process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) fail(err.message);
+    throw err;
+  }
+  if (config.showHelp) {
+    process.stdout.write(USAGE);
+    return;
+  }
+  if (config.showVersion) {
+    process.stdout.write(`weave ${VERSION}\n`);
+    return;
+  }
+  const identity = config.name !== undefined ? { name: config.name, source: '--name' } : machinePeerName();
+  if (config.printPeerName) {
+    process.stdout.write(`${identity.name}\n`);
+    return;
+  }
+  const nickname = config.nickname ?? defaultNickname();
+  const uid = randomUid();
+  const rootLog = createLogger({ level: config.logLevel, format: config.logFormat });
+  const log = rootLog.child({ component: 'daemon' });
+  const { password: _password, ...shown } = config;
+  log.info({ options: { ...shown, password: config.password !== undefined ? '<redacted>' : undefined } }, 'Command line options');
+  log.info(config.password !== undefined ? 'Communication between peers via untrusted networks is encrypted.' : 'Communication between peers is unencrypted.');
+  log.info({ nameSource: identity.source }, `Our name is ${identity.name}(${nickname})`);
+  if (!config.noBridge) {
+    log.warn('this build has no data path yet: running the control plane only (as with --no-bridge)');
+  }
+
+  const router = new Router({
+    name: identity.name,
+    nickname,
+    uid,
+    // 12 random bits, as Weave; collisions only matter to the data path, which resolves them.
+    shortId: Number(uid & 0xfffn),
+    port: config.port,
+    host: config.host,
+    ...(config.password !== undefined ? { password: config.password } : {}),
+    connLimit: config.connLimit,
+    discovery: config.discovery,
+    heartbeatIntervalMs: config.heartbeatInterval * 1000,
+    gossipIntervalMs: config.gossipInterval * 1000,
+    overlays: [],
+    software: VERSION,
+    log: rootLog,
+  });
+  try {
+    await router.start();
+  } catch (err) {
+    fail(`cannot listen on ${config.host || '*'}:${config.port}: ${(err as Error).message}`);
+  }
+  const api = createApiServer({
+    version: VERSION,
+    routerStatus: () => router.status(),
+    connect: (peers, replace) => router.connect(peers, replace),
+    forget: (peers) => router.forget(peers),
+  }, rootLog.child({ component: 'api' }));
+  try {
+    await listen(api, config.httpAddr);
+  } catch (err) {
+    fail(`cannot serve the HTTP API on ${formatHostPort(config.httpAddr)}: ${(err as Error).message}`);
+  }
+  rootLog.info({ component: 'api' }, `Listening for HTTP control messages on ${formatHostPort(config.httpAddr)}`);
+  if (config.peers.length > 0) {
+    log.info({ peers: config.peers }, `Launch detected - using supplied peer list: ${config.peers.join(' ')}`);
+    router.connect(config.peers);
+  }
+
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    api.close();
+    api.closeAllConnections();
+    void router.stop().then(() => process.exit(0));
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`weaver: fatal: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});
