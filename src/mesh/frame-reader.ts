@@ -47,9 +47,9 @@ export class FrameReader {
   private partialLength = 0;
   private failure: ProtocolError | undefined;
 
-  /** Bytes held towards the next frame (a partial header and partial body). */
+  /** Bytes received but not yet returned in a frame (a partial header, or a header and part of a body). */
   get buffered(): number {
-    return this.headerFill + this.partialLength;
+    return this.bodyLength < 0 ? this.headerFill : FRAME_HEADER_LENGTH + this.partialLength;
   }
 
   /** Takes the next chunk of the stream and returns the frames it completed, in order. */

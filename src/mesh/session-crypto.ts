@@ -48,6 +48,9 @@ export function deriveSessionKey(ours: KeyPair, theirPublic: Uint8Array, passwor
   if (theirPublic.length !== nacl.scalarMult.groupElementLength) {
     throw new ProtocolError(`peer public key must be ${nacl.scalarMult.groupElementLength} bytes, not ${theirPublic.length}`);
   }
+  // X25519 ignores the top bit of a public key (RFC 7748), so two encodings would name one key;
+  // ours never set it, and accepting only that encoding leaves no bit of the preamble malleable.
+  if ((theirPublic[31]! & 0x80) !== 0) throw new ProtocolError('peer sent a non-canonical public key (top bit set)');
   const shared = nacl.scalarMult(ours.secretKey, theirPublic);
   let any = 0;
   for (const b of shared) any |= b; // no early exit: constant time

@@ -89,13 +89,13 @@ t.test('property: one byte at a time', async (t) => {
   t.pass('100 random streams');
 });
 
-t.test('buffered counts the bytes held towards the next frame', async (t) => {
+t.test('buffered counts the bytes received but not yet returned', async (t) => {
   const reader = new FrameReader();
   t.equal(reader.buffered, 0);
   t.same(reader.push(Uint8Array.of(0, 0)), []);
   t.equal(reader.buffered, 2, 'half a header');
   t.same(reader.push(Uint8Array.of(0, 5, 1, 2)), []);
-  t.equal(reader.buffered, 2, 'two bytes of a 5-byte body');
+  t.equal(reader.buffered, 6, 'a header and two bytes of a 5-byte body');
   t.same(reader.push(Uint8Array.of(3, 4, 5, 0, 0)).map((f) => [...f]), [[1, 2, 3, 4, 5]]);
   t.equal(reader.buffered, 2, 'half of the next header');
 });
@@ -146,5 +146,5 @@ t.test('a length over the limit is refused as soon as its 4 bytes are in', async
 
   const atLimit = new FrameReader();
   t.same(atLimit.push(header(MAX_FRAME_SIZE)), [], 'exactly MAX is accepted');
-  t.equal(atLimit.buffered, 0, 'and nothing reserved for it yet');
+  t.equal(atLimit.buffered, 4, 'only its header is held');
 });

@@ -73,7 +73,7 @@ t.test('another password or another key pair gives another key', async (t) => {
   t.notOk(Buffer.from(generateKeyPair().secretKey).equals(generateKeyPair().secretKey), 'fresh key pairs');
 });
 
-t.test('a low-order or malformed public key is refused', async (t) => {
+t.test('a low-order, malformed or non-canonical public key is refused', async (t) => {
   const ours = generateKeyPair();
   const lowOrder = [
     new Uint8Array(32), // 0
@@ -86,6 +86,10 @@ t.test('a low-order or malformed public key is refused', async (t) => {
     t.equal(refusal(() => deriveSessionKey(ours, key, 'pw')), 'peer sent a weak (low-order) public key');
   }
   t.match(refusal(() => deriveSessionKey(ours, new Uint8Array(31), 'pw')), /public key must be 32 bytes, not 31/);
+  const theirs = Uint8Array.from(generateKeyPair().publicKey);
+  t.equal(theirs[31]! & 0x80, 0, 'tweetnacl never sets the top bit');
+  theirs[31]! |= 0x80; // the same key to X25519, in another encoding
+  t.equal(refusal(() => deriveSessionKey(ours, theirs, 'pw')), 'peer sent a non-canonical public key (top bit set)');
 });
 
 t.test('the nonce is the direction bit and a big-endian counter', async (t) => {
@@ -125,11 +129,15 @@ t.test('property: many messages both ways, interleaved, round-trip', async (t) =
 
 t.test('a replayed message is refused, and the opener stays failed', async (t) => {
   const s = session();
-  const first = s.diallerSeal.seal(text('one'));
-  const second = s.diallerSeal.seal(text('two'));
-  t.same([...s.acceptorOpen.open(first)], [...text('one')]);
-  t.equal(refusal(() => s.acceptorOpen.open(first)), AUTH_FAILED);
-  t.equal(refusal(() => s.acceptorOpen.open(second)), AUTH_FAILED, 'even the genuine next message');
+  const m0 = s.diallerSeal.seal(text('zero'));
+  const m1 = s.diallerSeal.seal(text('one'));
+  const m2 = s.diallerSeal.seal(text('two'));
+  t.same([...s.acceptorOpen.open(m0)], [...text('zero')]);
+  t.equal(refusal(() => s.acceptorOpen.open(m0)), AUTH_FAILED, 'm0 again, in the place of m1');
+  // The failed attempt took number 1, so m2 carries the number expected next: only the failed
+  // state keeps it out.
+  t.equal(refusal(() => s.acceptorOpen.open(m2)), AUTH_FAILED, 'even a genuine message afterwards');
+  t.equal(refusal(() => s.acceptorOpen.open(m1)), AUTH_FAILED);
 });
 
 t.test('reordered or dropped messages are refused', async (t) => {
