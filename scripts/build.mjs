@@ -3,7 +3,7 @@
 // The generated JavaScript goes straight to dist/src/gen (it is not type-checked source);
 // its declarations go to src/gen so that tsc checks every message we build or read.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readdirSync, statSync, chmodSync, existsSync } from 'node:fs';
+import { mkdirSync, readdirSync, statSync, chmodSync, existsSync, rmSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -24,6 +24,8 @@ if (!existsSync(genJs) || !existsSync(genDts) || statSync(genJs).mtimeMs < newes
     '--no-delimited', '--no-verify', '--no-convert', '-o', genJs, ...protos]);
   run(bin('pbts'), ['-o', genDts, genJs]);
 }
+// Compiled tests of deleted sources would still be found by the test glob.
+rmSync(join(root, 'dist', 'test'), { recursive: true, force: true });
 run(bin('tsc'), ['-p', 'tsconfig.json']);
 for (const entry of ['dist/src/daemon/main.js', 'dist/src/cli/main.js', 'dist/src/cni/main.js']) {
   if (existsSync(join(root, entry))) chmodSync(join(root, entry), 0o755);

@@ -7,11 +7,12 @@ import { request } from 'node:http';
 
 const WEAVER = fileURLToPath(new URL('../src/daemon/main.js', import.meta.url));
 const WEAVE = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
-const nodes = [1, 2, 3].map((n) => ({ nick: `node-${n}`, ip: `127.0.77.${n}` }));
+// All three run on this machine and so share its machine-id: each gets a name of its own.
+const nodes = [1, 2, 3].map((n) => ({ nick: `node-${n}`, ip: `127.0.77.${n}`, name: `02:77:00:00:00:0${n}` }));
 const procs = new Map<string, ChildProcess>();
 
-function start(node: { nick: string; ip: string }, peers: string[]): void {
-  const p = spawn(process.execPath, [WEAVER, '--no-bridge', '--host', node.ip, '--http-addr', `${node.ip}:6784`,
+function start(node: { nick: string; ip: string; name: string }, peers: string[]): void {
+  const p = spawn(process.execPath, [WEAVER, '--no-bridge', '--name', node.name, '--host', node.ip, '--http-addr', `${node.ip}:6784`,
     '--nickname', node.nick, '--log-format', 'json', '--gossip-interval', '2', ...peers], { stdio: ['ignore', 'ignore', 'inherit'] });
   procs.set(node.nick, p);
 }

@@ -158,12 +158,13 @@ export class Connection {
       this.remote = message.hello;
       this.connectionUid = this.options.connId ^ message.hello.connId;
       this.log = this.log.child({ peer: `${message.hello.name}(${message.hello.nickname})` });
+      // Open before asking the router, so that what it sends on accepting goes out.
+      this.stage = 'open';
       const refusal = this.options.callbacks.onHello(this, message.hello);
       if (refusal !== undefined) {
         this.close(refusal);
         return;
       }
-      this.stage = 'open';
       this.heartbeatTimer = setInterval(() => this.send({ type: 'heartbeat' }), this.options.heartbeatIntervalMs);
       this.heartbeatTimer.unref();
       return;

@@ -27,6 +27,12 @@ export interface WeaverOptions {
   readonly env?: Readonly<Record<string, string>>;
 }
 
+/** A peer name derived from a loopback address: 127.0.10.3 -> 02:00:00:00:0a:03. */
+export function nameForIp(ip: string): string {
+  const [, , c, d] = ip.split('.').map(Number) as [number, number, number, number];
+  return `02:00:00:00:${c.toString(16).padStart(2, '0')}:${d.toString(16).padStart(2, '0')}`;
+}
+
 export class Weaver {
   readonly logs: LogRecord[] = [];
   readonly stderr: string[] = [];
@@ -65,7 +71,8 @@ export class Weaver {
     const args = [
       WEAVER, '--host', o.ip, '--http-addr', this.httpAddr, '--nickname', o.nickname,
       '--log-format', 'json', '--no-bridge',
-      ...(o.name ? ['--name', o.name] : []),
+      // Every daemon here shares the machine's machine-id, so each needs a name of its own.
+      '--name', o.name ?? nameForIp(o.ip),
       ...(o.args ?? []), ...(o.peers ?? []),
     ];
     const proc = spawn(process.execPath, args, { env: { ...process.env, ...o.env }, stdio: ['ignore', 'pipe', 'pipe'] });

@@ -43,6 +43,7 @@ function sendRaw(address: string, bytes: Uint8Array, timeoutMs = 15_000): Promis
   return new Promise((resolve) => {
     const s: Socket = connect({ host, port: Number(port) }, () => s.write(bytes));
     s.on('error', () => undefined);
+    s.resume(); // read (and drop) what the daemon sends, or its close would go unnoticed
     const timer = setTimeout(() => {
       s.destroy();
       resolve('open');
@@ -64,7 +65,7 @@ t.test('garbage from a "peer" closes that connection with a log line; the daemon
   const unknownType = encodeFrame(Uint8Array.from([0x7a, 0x00]));
   const cases: [string, Uint8Array, RegExp][] = [
     ['random bytes', randomBytes(4096), /not a weft peer/],
-    ['a frame announcing 4 GiB', Buffer.concat([preamble, fourGiB]), /too large|exceeds/i],
+    ['a frame announcing 4 GiB', Buffer.concat([preamble, fourGiB]), /announced a frame of 4294967295 bytes, more than the limit/],
     ['a valid frame of an unknown type', Buffer.concat([preamble, unknownType]), /unknown type/],
     ['an incompatible version range', Uint8Array.from([...Buffer.from('weft'), 7, 9, 0]), /remote version range \[7,9\] is incompatible with ours \[1,1\]/],
   ];
