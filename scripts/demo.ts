@@ -4,21 +4,26 @@
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { request } from 'node:http';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 const WEAVER = fileURLToPath(new URL('../src/daemon/main.js', import.meta.url));
 const WEAVE = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 // All three run on this machine and so share its machine-id: each gets a name of its own.
 const nodes = [1, 2, 3].map((n) => ({ nick: `node-${n}`, ip: `127.0.77.${n}`, name: `02:77:00:00:00:0${n}` }));
 const procs = new Map<string, ChildProcess>();
+const stateDir = mkdtempSync(join(tmpdir(), 'weft-demo-'));
 
 function start(node: { nick: string; ip: string; name: string }, peers: string[]): void {
   const p = spawn(process.execPath, [WEAVER, '--no-bridge', '--name', node.name, '--host', node.ip, '--http-addr', `${node.ip}:6784`,
-    '--nickname', node.nick, '--log-format', 'json', '--gossip-interval', '2', ...peers], { stdio: ['ignore', 'ignore', 'inherit'] });
+    '--nickname', node.nick, '--log-format', 'json', '--ipalloc-init', 'consensus=3', '--db-prefix', join(stateDir, `${node.nick}-`), '--gossip-interval', '2', ...peers], { stdio: ['ignore', 'ignore', 'inherit'] });
   procs.set(node.nick, p);
 }
 
 function stopAll(): void {
   for (const p of procs.values()) if (p.exitCode === null) p.kill('SIGKILL');
+  rmSync(stateDir, { recursive: true, force: true });
 }
 
 function weave(node: { ip: string }, ...args: string[]): string {
@@ -71,6 +76,9 @@ async function main(): Promise<void> {
   say(`weave status connections on ${n3.nick} (it found ${n2.nick} through gossip)`);
   await until(`${n3.nick} to connect to ${n2.nick}`, async () => /\(node-2\)/.test(weave(n3, 'status', 'connections')));
   process.stdout.write(weave(n3, 'status', 'connections'));
+  say(`weave status ipam on ${n1.nick}: 10.32.0.0/12 split evenly`);
+  await until('the ring', async () => /ready/.test(weave(n1, 'status')));
+  process.stdout.write(weave(n1, 'status', 'ipam'));
   say(`weave status peers on ${n1.nick}`);
   process.stdout.write(weave(n1, 'status', 'peers'));
 

@@ -5,16 +5,30 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Logger } from '../log/logger.js';
 import type { HostPort } from '../net/address.js';
 import type { RouterStatus } from '../mesh/status.js';
+import type { Result } from '../ipam/service.js';
 import { renderConnections, renderPeers, renderRouterSection, renderStatus, renderTargets } from './status-text.js';
+
+
+/** The IPAM routes' view of the allocator (src/ipam/service.ts). */
+export interface IpamApi {
+  allocate(id: string): Promise<Result<string>>;
+  lookup(id: string): string | undefined;
+  claim(id: string, address: string): Promise<Result<undefined>>;
+  release(id: string): Promise<Result<undefined>>;
+  owned(): { containerid: string; addrs: string[] }[];
+  rmpeer(nameOrNickname: string): Promise<Result<string>>;
+  serviceLines(): string[];
+  rangesText(): string;
+  report(): Record<string, unknown>;
+}
 
 /** What the API needs from the daemon; each part is a narrow view, so tests can drive it. */
 export interface ApiBackend {
   readonly version: string;
   routerStatus(): RouterStatus;
-  /** Extra `weave status` sections after the router's (IPAM, ...). */
-  extraSections?(): (readonly string[])[];
   connect(peers: readonly string[], replace: boolean): void;
   forget(peers: readonly string[]): void;
+  readonly ipam?: IpamApi;
 }
 
 export class HttpError extends Error {
@@ -58,7 +72,10 @@ async function handle(backend: ApiBackend, req: IncomingMessage, res: ServerResp
     const r = (): RouterStatus => backend.routerStatus();
     switch (path) {
       case '/status':
-        return reply(res, 200, renderStatus(backend.version, [renderRouterSection(r()), ...(backend.extraSections?.() ?? [])]));
+        return reply(res, 200, renderStatus(backend.version, [renderRouterSection(r()), ...(backend.ipam ? [backend.ipam.serviceLines()] : [])]));
+      case '/status/ipam':
+        if (!backend.ipam) break;
+        return reply(res, 200, backend.ipam.rangesText());
       case '/status/targets':
         return reply(res, 200, renderTargets(r()));
       case '/status/connections':
@@ -66,7 +83,10 @@ async function handle(backend: ApiBackend, req: IncomingMessage, res: ServerResp
       case '/status/peers':
         return reply(res, 200, renderPeers(r()));
       case '/report':
-        return reply(res, 200, `${JSON.stringify({ Ready: true, Version: backend.version, Router: r() }, null, 4)}\n`, 'application/json');
+        return reply(res, 200, `${JSON.stringify({ Ready: true, Version: backend.version, Router: r(), ...(backend.ipam ? { IPAM: backend.ipam.report() } : {}) }, null, 4)}\n`, 'application/json');
+      case '/ip':
+        if (!backend.ipam) break;
+        return reply(res, 200, `${JSON.stringify({ owned: backend.ipam.owned() })}\n`, 'application/json');
     }
     if (path.startsWith('/status/')) throw new HttpError(404, `unknown status section "${path.slice(8)}"`);
   }
@@ -81,6 +101,42 @@ async function handle(backend: ApiBackend, req: IncomingMessage, res: ServerResp
       throw new HttpError(400, (err as Error).message);
     }
     return reply(res, 200, '');
+  }
+  if (backend.ipam && (path.startsWith('/ip/') || path.startsWith('/peer/'))) {
+    return handleIpam(backend.ipam, method, path, res);
+  }
+  throw new HttpError(404, `404 page not found: ${method} ${path}`);
+}
+
+/** /ip/{id}[/{ip}[/{len}]] and /peer/{name}: Weave's IPAM routes. */
+async function handleIpam(ipam: IpamApi, method: string, path: string, res: ServerResponse): Promise<void> {
+  const parts = path.split('/').slice(1).map((p) => decodeURIComponent(p));
+  const [kind, id, ...rest] = parts;
+  if (id === undefined || id === '' || id.length > 256 || /[\x00-\x1f]/.test(id)) throw new HttpError(400, 'missing or invalid id');
+  const answer = <T>(r: Result<T>, ok: (v: T) => void): void => {
+    if (r.ok) ok(r.value);
+    else reply(res, r.status, `${r.error}\n`);
+  };
+  if (kind === 'peer' && rest.length === 0 && method === 'DELETE') {
+    return answer(await ipam.rmpeer(id), (text) => reply(res, 200, `${text}\n`));
+  }
+  if (kind === 'ip') {
+    if (rest.length === 0) {
+      switch (method) {
+        case 'POST':
+          return answer(await ipam.allocate(id), (cidr) => reply(res, 200, cidr));
+        case 'GET': {
+          const cidr = ipam.lookup(id);
+          if (cidr === undefined) throw new HttpError(404, `no IP address allocated to ${id}`);
+          return reply(res, 200, cidr);
+        }
+        case 'DELETE':
+          return answer(await ipam.release(id), () => reply(res, 204, ''));
+      }
+    } else if (method === 'PUT' && rest.length <= 2) {
+      // PUT /ip/{id}/{ip} or /ip/{id}/{ip}/{prefix length}, as Weave's claim.
+      return answer(await ipam.claim(id, rest[0] ?? ''), () => reply(res, 204, ''));
+    }
   }
   throw new HttpError(404, `404 page not found: ${method} ${path}`);
 }

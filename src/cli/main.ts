@@ -7,10 +7,11 @@ import { reportField } from './report-field.js';
 import { VERSION } from '../version.js';
 
 const USAGE = `Usage:
-  weave status [targets | connections | peers]
+  weave status [targets | connections | peers | ipam]
   weave report [-f <field path, e.g. .Router.Name>]
   weave connect [--replace] <peer> ...
   weave forget <peer> ...
+  weave rmpeer <peer name or nickname> ...
   weave version
   weave help
 
@@ -62,6 +63,15 @@ async function run(args: readonly string[]): Promise<number> {
       const form = new URLSearchParams(peers.map((p): [string, string] => ['peer', p]));
       if (replace) form.set('replace', 'true');
       return print(await callApi(addr, 'POST', `/${command}`, { body: form.toString() }));
+    }
+    case 'rmpeer': {
+      if (rest.length === 0) throw new UsageError('rmpeer needs at least one peer');
+      let code = 0;
+      for (const peer of rest) {
+        const r = await callApi(addr, 'DELETE', `/peer/${encodeURIComponent(peer)}`);
+        code = Math.max(code, print(r));
+      }
+      return code;
     }
     case 'version':
       process.stdout.write(`weave ${VERSION}\n`);

@@ -6,6 +6,13 @@ import { parsePeerName, type PeerName } from '../net/peer-name.js';
 import { parseHostPort, formatHostPort, DEFAULT_MESH_PORT, type HostPort } from '../net/address.js';
 import { LOG_LEVELS, type LogFormat } from '../log/logger.js';
 import type { LevelWithSilent } from 'pino';
+import { parseCidr, type Cidr } from '../net/ipv4.js';
+
+/** How the first division of the range is agreed (`--ipalloc-init`, `IPALLOC_INIT`). */
+export type IpallocInit =
+  | { readonly kind: 'consensus'; readonly peers: number }
+  | { readonly kind: 'seed'; readonly members: readonly PeerName[] }
+  | { readonly kind: 'observer' };
 
 export class ConfigError extends Error {}
 
@@ -26,6 +33,12 @@ export interface Config {
   readonly heartbeatInterval: number;
   /** Seconds between anti-entropy rounds of the gossip channels. */
   readonly gossipInterval: number;
+  readonly ipallocRange: Cidr;
+  readonly ipallocInit: IpallocInit;
+  /** Path and file-name prefix of the persisted state (`<prefix>data.json`). */
+  readonly dbPrefix: string;
+  /** Seconds an allocation may wait for consensus or space before it fails with the status. */
+  readonly ipamRequestTimeout: number;
   readonly printPeerName: boolean;
   readonly showVersion: boolean;
   readonly showHelp: boolean;
@@ -47,6 +60,10 @@ Flags:
   --no-bridge            control plane only: no bridge, no data path
   --log-level LEVEL      ${LOG_LEVELS.join(', ')} (default info)
   --log-format FORMAT    json, text or auto (default auto: text on a terminal, json otherwise)
+  --ipalloc-range CIDR   the range pods get addresses from (default 10.32.0.0/12, or IPALLOC_RANGE)
+  --ipalloc-init MODE    consensus[=N] | seed=NAME,... | observer (or IPALLOC_INIT; default
+                         consensus with N = the number of peers given + 1)
+  --db-prefix PATH       where state is kept (default /var/lib/weave/weave-net: file weave-netdata.json)
   --print-peer-name      print this machine's peer name and exit
   --version              print the version and exit
   --help                 print this text and exit
@@ -66,6 +83,10 @@ const options = {
   'log-format': { type: 'string' },
   'heartbeat-interval': { type: 'string' },
   'gossip-interval': { type: 'string' },
+  'ipalloc-range': { type: 'string' },
+  'ipalloc-init': { type: 'string' },
+  'db-prefix': { type: 'string' },
+  'ipam-request-timeout': { type: 'string' },
   'print-peer-name': { type: 'boolean' },
   version: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -105,6 +126,13 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Co
   if (host !== '') wrap('--host', () => parseHostPort(host));
 
   const peers = parsed.positionals.map((p) => formatHostPort(wrap('peer', () => parseHostPort(p, DEFAULT_MESH_PORT))));
+  const rangeText = flagOrEnv(v['ipalloc-range'], 'IPALLOC_RANGE') ?? '10.32.0.0/12';
+  const ipallocRange = wrap('--ipalloc-range', () => parseCidr(rangeText));
+  const ipallocInit = parseIpallocInit(flagOrEnv(v['ipalloc-init'], 'IPALLOC_INIT'), peers.length + 1);
+  const dbPrefix = v['db-prefix'] ?? '/var/lib/weave/weave-net';
+  if (dbPrefix === '' || dbPrefix.endsWith('/')) {
+    throw new ConfigError(`invalid --db-prefix "${dbPrefix}": want a path and file-name prefix, e.g. /var/lib/weave/weave-net`);
+  }
 
   return {
     ...(v.name !== undefined ? { name: wrap('--name', () => parsePeerName(v.name!)) } : {}),
@@ -121,6 +149,10 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Co
     peers,
     heartbeatInterval: numberIn('--heartbeat-interval', v['heartbeat-interval'], 30, 0.05, 3600),
     gossipInterval: numberIn('--gossip-interval', v['gossip-interval'], 30, 0.05, 3600),
+    ipallocRange,
+    ipallocInit,
+    dbPrefix,
+    ipamRequestTimeout: numberIn('--ipam-request-timeout', v['ipam-request-timeout'], 30, 0.1, 3600),
     printPeerName: v['print-peer-name'] === true,
     showVersion: v.version === true,
     showHelp: v.help === true,
@@ -150,4 +182,31 @@ function numberIn(flag: string, text: string | undefined, dflt: number, min: num
     throw new ConfigError(`invalid ${flag} "${text}": want seconds from ${min} to ${max}`);
   }
   return n;
+}
+
+/** Parses `consensus[=N]`, `seed=name,name,...` or `observer`. */
+export function parseIpallocInit(text: string | undefined, defaultPeers: number): IpallocInit {
+  if (text === undefined || text === 'consensus') return { kind: 'consensus', peers: defaultPeers };
+  if (text === 'observer') return { kind: 'observer' };
+  const consensus = /^consensus=(\d+)$/.exec(text);
+  if (consensus) {
+    const peers = Number(consensus[1]);
+    if (peers < 1 || peers > 10_000) throw new ConfigError(`invalid --ipalloc-init "${text}": the peer count must be from 1 to 10000`);
+    return { kind: 'consensus', peers };
+  }
+  if (text.startsWith('seed=')) {
+    const names = text.slice(5).split(',').filter((n) => n !== '');
+    if (names.length === 0) throw new ConfigError(`invalid --ipalloc-init "${text}": seed= needs at least one peer name`);
+    const members = names.map((n) => wrap('--ipalloc-init seed', () => parsePeerName(n)));
+    return { kind: 'seed', members: [...new Set(members)].sort() };
+  }
+  throw new ConfigError(`invalid --ipalloc-init "${text}": want consensus[=N], seed=NAME,... or observer`);
+}
+
+export function describeIpallocInit(init: IpallocInit): string {
+  switch (init.kind) {
+    case 'consensus': return `consensus=${init.peers}`;
+    case 'seed': return `seed=${init.members.join(',')}`;
+    case 'observer': return 'observer';
+  }
 }

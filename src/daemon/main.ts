@@ -8,6 +8,9 @@ import { formatHostPort } from '../net/address.js';
 import { Router } from '../mesh/router.js';
 import { createApiServer, listen } from '../api/http-server.js';
 import { VERSION } from '../version.js';
+import { IpamService, IPAM_CHANNEL } from '../ipam/service.js';
+import { formatCidr } from '../net/ipv4.js';
+import { describeIpallocInit } from './config.js';
 
 function fail(message: string): never {
   process.stderr.write(`weaver: ${message}\n`);
@@ -64,16 +67,39 @@ async function main(): Promise<void> {
     software: VERSION,
     log: rootLog,
   });
+  const ipamLog = rootLog.child({ component: 'ipam' });
+  let ipam: IpamService;
+  try {
+    ipam = await IpamService.open({
+      config: { self: identity.name, range: config.ipallocRange, mode: config.ipallocInit },
+      statePath: `${config.dbPrefix}data.json`,
+      log: ipamLog,
+      requestTimeoutMs: config.ipamRequestTimeout * 1000,
+      gossipIntervalMs: config.gossipInterval * 1000,
+    });
+  } catch (err) {
+    fail(`cannot open the IPAM state at ${config.dbPrefix}data.json: ${(err as Error).message}`);
+  }
+  ipamLog.info({ range: formatCidr(config.ipallocRange), init: describeIpallocInit(config.ipallocInit) },
+    `IP allocation range ${formatCidr(config.ipallocRange)}, initialised by ${describeIpallocInit(config.ipallocInit)}`);
+  ipam.attach(router.channel(IPAM_CHANNEL, ipam), {
+    nickname: (p) => router.nickname(p),
+    resolve: (text) => router.resolvePeer(text),
+  });
+  router.onTopologyChange(() => ipam.setReachable(router.reachablePeers()));
+
   try {
     await router.start();
   } catch (err) {
     fail(`cannot listen on ${config.host || '*'}:${config.port}: ${(err as Error).message}`);
   }
+
   const api = createApiServer({
     version: VERSION,
     routerStatus: () => router.status(),
     connect: (peers, replace) => router.connect(peers, replace),
     forget: (peers) => router.forget(peers),
+    ipam,
   }, rootLog.child({ component: 'api' }));
   try {
     await listen(api, config.httpAddr);

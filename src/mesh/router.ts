@@ -6,7 +6,7 @@
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
 import { randomUid, type Uid, formatUid } from '../net/uid.js';
 import { formatHostPort, parseHostPort } from '../net/address.js';
-import type { PeerName } from '../net/peer-name.js';
+import { isPeerName, parsePeerName, type PeerName } from '../net/peer-name.js';
 import type { Logger } from '../log/logger.js';
 import { Connection } from './connection.js';
 import type { Hello, Message, GossipMessage } from './envelope.js';
@@ -62,6 +62,9 @@ export class Router {
   private gossipTimer?: NodeJS.Timeout;
   private snapshot?: RouterStatus;
   private stopped = false;
+  private readonly topologyListeners: (() => void)[] = [];
+  /** Nicknames of every peer ever seen, so that dead peers keep theirs (for rmpeer, status ipam). */
+  private readonly nicknames = new Map<PeerName, string>();
 
   constructor(private readonly options: RouterOptions) {
     this.log = options.log.child({ component: 'mesh' });
@@ -139,6 +142,30 @@ export class Router {
       unicast: (dst, payload) => this.relayUnicast({ kind: 'unicast', channel: name, src: self, dst, payload }),
       neighbours: () => [...this.live.keys()],
     };
+  }
+
+  /** Called (synchronously) after every change of the topology. */
+  onTopologyChange(listener: () => void): void {
+    this.topologyListeners.push(listener);
+  }
+
+  /** Peers we have a route to (over any connection), not counting ourselves. */
+  reachablePeers(): Set<PeerName> {
+    return new Set(this.topology.routes.unicastAll.keys());
+  }
+
+  /** The nickname of a peer seen at any time since we started. */
+  nickname(peer: PeerName): string | undefined {
+    return peer === this.options.name ? this.options.nickname : this.nicknames.get(peer);
+  }
+
+  /** A peer by name or nickname (a live peer's nickname wins over a dead one's). */
+  resolvePeer(nameOrNickname: string): PeerName | undefined {
+    // A name need not have been seen: after a restart the ring may name peers we never met.
+    if (isPeerName(nameOrNickname)) return parsePeerName(nameOrNickname);
+    const live = [...this.topology.topology.peers.values()].find((r) => r.nickname === nameOrNickname);
+    if (live) return live.name;
+    return [...this.nicknames].find(([, nick]) => nick === nameOrNickname)?.[0];
   }
 
   /** The current topology (immutable). */
@@ -331,7 +358,11 @@ export class Router {
   private apply(step: Step): void {
     for (const o of step.out) this.sendTopology(o.to, o.message);
     for (const r of step.removed) this.log.info({ peer: `${r.name}(${r.nickname})` }, `Removed unreachable peer ${r.name}(${r.nickname})`);
-    if (step.changed || step.removed.length > 0) this.changed();
+    if (step.changed || step.removed.length > 0) {
+      for (const r of this.topology.topology.peers.values()) this.nicknames.set(r.name, r.nickname);
+      this.changed();
+      for (const l of this.topologyListeners) l();
+    }
   }
 
   /** Something changed: status is stale, and there may be new peers to dial. */

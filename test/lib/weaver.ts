@@ -4,6 +4,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { request } from 'node:http';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 export const WEAVER = fileURLToPath(new URL('../../src/daemon/main.js', import.meta.url));
 export const WEAVE_CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
@@ -25,6 +28,8 @@ export interface WeaverOptions {
   readonly peers?: readonly string[];
   readonly args?: readonly string[];
   readonly env?: Readonly<Record<string, string>>;
+  /** State directory; a fresh temporary one (kept across restarts of this daemon) by default. */
+  readonly stateDir?: string;
 }
 
 /** A peer name derived from a loopback address: 127.0.10.3 -> 02:00:00:00:0a:03. */
@@ -40,12 +45,19 @@ export class Weaver {
   private exited?: Promise<number | null>;
   private waiters: (() => void)[] = [];
 
-  private constructor(readonly options: WeaverOptions) {}
+  readonly stateDir: string;
+
+  private constructor(readonly options: WeaverOptions) {
+    this.stateDir = options.stateDir ?? mkdtempSync(join(tmpdir(), `weft-${options.nickname}-`));
+  }
 
   /** Starts a daemon and waits until its HTTP API listens. */
   static async start(t: Teardown, options: WeaverOptions): Promise<Weaver> {
     const w = new Weaver(options);
-    t.teardown(() => w.kill());
+    t.teardown(async () => {
+      await w.kill();
+      if (options.stateDir === undefined) rmSync(w.stateDir, { recursive: true, force: true });
+    });
     await w.launch();
     return w;
   }
@@ -70,7 +82,7 @@ export class Weaver {
     const o = this.options;
     const args = [
       WEAVER, '--host', o.ip, '--http-addr', this.httpAddr, '--nickname', o.nickname,
-      '--log-format', 'json', '--no-bridge',
+      '--log-format', 'json', '--no-bridge', '--db-prefix', join(this.stateDir, 'weave-net'),
       // Every daemon here shares the machine's machine-id, so each needs a name of its own.
       '--name', o.name ?? nameForIp(o.ip),
       ...(o.args ?? []), ...(o.peers ?? []),
@@ -121,6 +133,10 @@ export class Weaver {
     return httpGet(this.httpAddr, path);
   }
 
+  call(method: string, path: string): Promise<{ status: number; body: string }> {
+    return httpCall(this.httpAddr, method, path);
+  }
+
   async report(): Promise<Report> {
     const r = await this.get('/report');
     return JSON.parse(r.body) as Report;
@@ -163,14 +179,18 @@ export interface Report {
 }
 
 export function httpGet(addr: string, path: string): Promise<{ status: number; body: string }> {
+  return httpCall(addr, 'GET', path);
+}
+
+export function httpCall(addr: string, method: string, path: string): Promise<{ status: number; body: string }> {
   const [host, port] = addr.split(':') as [string, string];
   return new Promise((resolve, reject) => {
-    const req = request({ host, port: Number(port), path, method: 'GET' }, (res) => {
+    const req = request({ host, port: Number(port), path, method }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
     });
-    req.setTimeout(5000, () => req.destroy(new Error('timeout')));
+    req.setTimeout(40_000, () => req.destroy(new Error('timeout')));
     req.on('error', reject);
     req.end();
   });

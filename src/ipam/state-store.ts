@@ -1,0 +1,95 @@
+// Where the IPAM state lives on disk: one JSON file, replaced atomically (write a temporary file,
+// fsync it, rename it over the old one, fsync the directory), so that a kill -9 at any moment
+// leaves either the old state or the new one, never a torn file. Writes are serialised and
+// coalesced: callers that arrive while a write is under way share the next one.
+import { open, rename, mkdir, readFile } from 'node:fs/promises';
+import { dirname, basename, join } from 'node:path';
+
+export type LoadResult =
+  | { readonly kind: 'absent' }
+  | { readonly kind: 'found'; readonly text: string };
+
+export class StateStore {
+  private writing?: Promise<void>;
+  private next?: { text: () => string; done: Promise<void>; resolve: () => void; reject: (e: unknown) => void };
+  private seq = 0;
+
+  constructor(readonly path: string) {}
+
+  async load(): Promise<LoadResult> {
+    try {
+      return { kind: 'found', text: await readFile(this.path, 'utf8') };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { kind: 'absent' };
+      throw err;
+    }
+  }
+
+  /**
+   * Moves the file out of the way (keeping it for a person to look at) and returns its new name.
+   * Used for a state file of another peer or range, or one that does not parse.
+   */
+  async setAside(why: string, now = new Date()): Promise<string> {
+    const stamp = now.toISOString().replace(/[:.]/g, '-');
+    const aside = join(dirname(this.path), `${basename(this.path)}.${why}-${stamp}`);
+    await rename(this.path, aside);
+    return aside;
+  }
+
+  /**
+   * Writes the state that `text()` returns when the write starts. Resolves once it is durable.
+   * Concurrent callers are coalesced into one write of the newest state.
+   */
+  save(text: () => string): Promise<void> {
+    if (this.next) {
+      // A write is queued already; it will take the newest state when it starts.
+      this.next.text = text;
+      return this.next.done;
+    }
+    let resolve!: () => void;
+    let reject!: (e: unknown) => void;
+    const done = new Promise<void>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    this.next = { text, done, resolve, reject };
+    void this.pump();
+    return done;
+  }
+
+  private async pump(): Promise<void> {
+    while (this.writing) await this.writing.catch(() => undefined);
+    const job = this.next;
+    if (!job) return;
+    this.next = undefined;
+    this.writing = this.writeAtomically(job.text());
+    try {
+      await this.writing;
+      job.resolve();
+    } catch (err) {
+      job.reject(err);
+    } finally {
+      this.writing = undefined;
+    }
+  }
+
+  private async writeAtomically(text: string): Promise<void> {
+    const dir = dirname(this.path);
+    await mkdir(dir, { recursive: true });
+    const tmp = join(dir, `.${basename(this.path)}.${process.pid}.${this.seq++}.tmp`);
+    const file = await open(tmp, 'w', 0o600);
+    try {
+      await file.writeFile(text, 'utf8');
+      await file.sync();
+    } finally {
+      await file.close();
+    }
+    await rename(tmp, this.path);
+    const d = await open(dir, 'r');
+    try {
+      await d.sync();
+    } finally {
+      await d.close();
+    }
+  }
+}
