@@ -12,7 +12,8 @@ import type { GossipChannel, GossipHandler } from '../mesh/gossip-channel.js';
 import { Ipam, formatTakeover, type IpamConfig, type IpamEvent, type Reply, type Step } from './allocator.js';
 import { encodeIpamMessage, decodeIpamMessage } from './codec.js';
 import type { Outgoing } from './messages.js';
-import { parseStateText, stateToText } from './state-format.js';
+import { parseState, stateToText, type IpamPersistentState } from './state-format.js';
+import { applyJournal, diffAllocations, encodeJournalEntry } from './journal.js';
 import { StateStore } from './state-store.js';
 import { ringEntries } from './ring.js';
 import { ipamServiceLines, renderIpamRanges } from './status.js';
@@ -43,6 +44,17 @@ export interface PeerDirectory {
 
 type Waiter = (reply: Reply) => void;
 
+/** A new snapshot replaces the journal after this many lines. */
+const JOURNAL_LIMIT = 1000;
+
+/** What is on disk, to decide between a journal line and a new snapshot. */
+interface Persisted {
+  readonly ring: IpamPersistentState['ring'];
+  readonly claims: IpamPersistentState['claims'];
+  allocations: ReadonlyMap<string, number>;
+  journalLines: number;
+}
+
 export class IpamService implements GossipHandler {
   private readonly log: Logger;
   private readonly now: () => number;
@@ -55,6 +67,7 @@ export class IpamService implements GossipHandler {
   private directory?: PeerDirectory;
   private reachable = new Set<PeerName>();
   private timers: NodeJS.Timeout[] = [];
+  private persisted?: Persisted;
 
   private constructor(private readonly ipam: Ipam, private readonly options: IpamServiceOptions, store: StateStore) {
     this.log = options.log;
@@ -74,7 +87,7 @@ export class IpamService implements GossipHandler {
     let ipam: Ipam | undefined;
     const loaded = await store.load();
     if (loaded.kind === 'found') {
-      const parsed = parseStateText(loaded.text, { peer: self, range });
+      const parsed = parseLoaded(loaded.text, loaded.journal, self, range);
       if (parsed.ok) {
         ipam = Ipam.restore(options.config, parsed.state);
         log.info({ path: store.path, allocations: parsed.state.allocations.length, ring: parsed.state.ring !== undefined }, 'IPAM state restored');
@@ -85,8 +98,8 @@ export class IpamService implements GossipHandler {
     }
     ipam ??= Ipam.create(options.config);
     const service = new IpamService(ipam, options, store);
-    // A seeded ring exists from the start; make it durable before anything is handed out.
-    await store.save(() => stateToText(ipam.persistentState()));
+    // A fresh snapshot (a seeded ring exists from the start): durable before anything is handed out.
+    await service.persist();
     return service;
   }
 
@@ -273,7 +286,7 @@ export class IpamService implements GossipHandler {
         let failure: string | undefined;
         if (batch.some((s) => s.persist)) {
           try {
-            await this.store.save(() => stateToText(this.ipam.persistentState()));
+            await this.persist();
           } catch (err) {
             failure = `cannot save the IPAM state to ${this.store.path}: ${(err as Error).message}`;
             this.log.error({ err }, failure);
@@ -288,6 +301,27 @@ export class IpamService implements GossipHandler {
     } finally {
       this.flushing = false;
     }
+  }
+
+  /** Makes the current state durable: a journal line when only allocations changed, else a snapshot. */
+  private async persist(): Promise<void> {
+    const state = this.ipam.persistentState();
+    const p = this.persisted;
+    if (p && p.ring === state.ring && p.claims === state.claims && p.journalLines < JOURNAL_LIMIT) {
+      const entry = diffAllocations(p.allocations, state.allocations);
+      if (entry === undefined) return;
+      await this.store.append(encodeJournalEntry(entry));
+      p.allocations = new Map(state.allocations.map((a) => [a.id, a.address]));
+      p.journalLines++;
+      return;
+    }
+    await this.store.save(() => stateToText(state));
+    this.persisted = {
+      ring: state.ring,
+      claims: state.claims,
+      allocations: new Map(state.allocations.map((a) => [a.id, a.address])),
+      journalLines: 0,
+    };
   }
 
   private send(o: Outgoing): void {
@@ -340,4 +374,15 @@ export class IpamService implements GossipHandler {
         return;
     }
   }
+}
+
+/** The snapshot with its journal applied, checked as a whole. */
+function parseLoaded(text: string, journal: string, peer: PeerName, range: Cidr): ReturnType<typeof parseState> {
+  let value: unknown;
+  try {
+    value = applyJournal(JSON.parse(text), journal).value;
+  } catch (err) {
+    return { ok: false, reason: 'corrupt', message: `corrupt IPAM state: ${(err as Error).message}` };
+  }
+  return parseState(value, { peer, range });
 }

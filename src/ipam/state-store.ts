@@ -1,28 +1,56 @@
-// Where the IPAM state lives on disk: one JSON file, replaced atomically (write a temporary file,
-// fsync it, rename it over the old one, fsync the directory), so that a kill -9 at any moment
-// leaves either the old state or the new one, never a torn file. Writes are serialised and
-// coalesced: callers that arrive while a write is under way share the next one.
-import { open, rename, mkdir, readFile } from 'node:fs/promises';
+// Where the IPAM state lives on disk: a JSON snapshot, replaced atomically (write a temporary
+// file, fsync it, rename it over the old one, fsync the directory), so that a kill -9 at any
+// moment leaves either the old state or the new one, never a torn file; and beside it a journal
+// of appended lines (journal.ts), each fdatasync'ed, emptied whenever a new snapshot is durable.
+// Snapshot writes are serialised and coalesced: callers that arrive while a write is under way
+// share the next one.
+import { open, rename, mkdir, readFile, type FileHandle } from 'node:fs/promises';
 import { dirname, basename, join } from 'node:path';
 
 export type LoadResult =
   | { readonly kind: 'absent' }
-  | { readonly kind: 'found'; readonly text: string };
+  | { readonly kind: 'found'; readonly text: string; readonly journal: string };
 
 export class StateStore {
   private writing?: Promise<void>;
   private next?: { text: () => string; done: Promise<void>; resolve: () => void; reject: (e: unknown) => void };
   private seq = 0;
+  private journal?: FileHandle;
 
   constructor(readonly path: string) {}
 
+  get journalPath(): string {
+    return `${this.path}.journal`;
+  }
+
   async load(): Promise<LoadResult> {
+    let text: string;
     try {
-      return { kind: 'found', text: await readFile(this.path, 'utf8') };
+      text = await readFile(this.path, 'utf8');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { kind: 'absent' };
       throw err;
     }
+    let journal = '';
+    try {
+      journal = await readFile(this.journalPath, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    return { kind: 'found', text, journal };
+  }
+
+  /** Appends one journal line and makes it durable. */
+  async append(line: string): Promise<void> {
+    if (this.writing) await this.writing.catch(() => undefined);
+    this.journal ??= await open(this.journalPath, 'a', 0o600);
+    await this.journal.appendFile(line, 'utf8');
+    await this.journal.datasync();
+  }
+
+  async close(): Promise<void> {
+    await this.journal?.close();
+    this.journal = undefined;
   }
 
   /**
@@ -33,6 +61,7 @@ export class StateStore {
     const stamp = now.toISOString().replace(/[:.]/g, '-');
     const aside = join(dirname(this.path), `${basename(this.path)}.${why}-${stamp}`);
     await rename(this.path, aside);
+    await rename(this.journalPath, `${aside}.journal`).catch(() => undefined);
     return aside;
   }
 
@@ -91,5 +120,9 @@ export class StateStore {
     } finally {
       await d.close();
     }
+    // The snapshot holds everything the journal did: empty it (replaying it would be harmless).
+    await this.journal?.close();
+    this.journal = await open(this.journalPath, 'w', 0o600);
+    await this.journal.sync();
   }
 }

@@ -68,6 +68,11 @@ const NOTHING: Step = Object.freeze({ out: [], changed: false, removed: [] });
 interface News {
   readonly record: PeerRecord;
   readonly delta?: PeerDelta;
+  /**
+   * Whether the record's owner is spared its own record: yes, unless the incarnation changed in
+   * our view. A restarted peer must hear of its old incarnation, to raise its version beyond it.
+   */
+  readonly spareOwner?: boolean;
 }
 
 export class TopologyGossip {
@@ -202,7 +207,10 @@ export class TopologyGossip {
     const owed = kept.flatMap((r) => this.#payOwed(r));
     if (senderVersion > 0) {
       const received = new Map(deltas.map((d) => [d.name, d]));
-      const news = kept.map((r) => ({ record: r, ...this.#asDelta(work.peers.get(r.name), r, received.get(r.name)) }));
+      const news = kept.map((r) => {
+        const old = work.peers.get(r.name);
+        return { record: r, spareOwner: old?.uid === r.uid, ...this.#asDelta(old, r, received.get(r.name)) };
+      });
       const senderNow = topology.peers.get(from);
       const covered = senderNow?.version === senderVersion ? senderNow.connections.map((c) => c.name) : [];
       const skip = new Set([from, ...covered]);
@@ -239,15 +247,22 @@ export class TopologyGossip {
     return deltaIsSmaller(delta, r) ? { delta } : {};
   }
 
-  /**
-   * Sends news to every neighbour not in `skip`. A peer may get its own record back: that is how
-   * a restarted peer hears of its old incarnation and raises its version beyond it.
-   */
+  /** Sends news to every neighbour not in `skip` (sparing owners their own records, see News). */
   #flood(news: readonly News[], skip: ReadonlySet<PeerName>): Outgoing[] {
     if (news.length === 0) return [];
     const own = selfRecord(this.#topology);
-    const message = updateOf(news, own.version);
-    return own.connections.filter((c) => !skip.has(c.name)).map((c) => ({ to: c.name, message }));
+    const shared = updateOf(news, own.version);
+    const spared = new Set(news.filter((n) => n.spareOwner === true).map((n) => n.record.name));
+    const out: Outgoing[] = [];
+    for (const c of own.connections) {
+      if (skip.has(c.name)) continue;
+      if (!spared.has(c.name)) {
+        out.push({ to: c.name, message: shared });
+      } else if (news.length > 1) {
+        out.push({ to: c.name, message: updateOf(news.filter((n) => n.record.name !== c.name), own.version) });
+      }
+    }
+    return out;
   }
 
   /** The flood we owe for this record, if it is the one we were waiting for. */

@@ -307,9 +307,10 @@ function listed(r: PeerRecord): ReadonlySet<PeerName> {
 
 /**
  * The same, cheaply, when only `suspects` can have become unreachable (peers that lost a
- * connection or just arrived). A suspect listed by ourselves or by one of our direct neighbours is
- * reachable, which settles almost every case in a well-connected mesh; for the rest the search
- * stops as soon as it has reached them all.
+ * connection or just arrived). A suspect listed by ourselves, by a direct neighbour, or by a peer
+ * one of those lists, is reachable: that settles almost every case in a well-connected mesh at
+ * the cost of a few set lookups. For the rest, a search from ourselves stops as soon as it has
+ * reached them all.
  */
 export function removeUnreachableAmong(
   t: Topology,
@@ -317,15 +318,21 @@ export function removeUnreachableAmong(
 ): { topology: Topology; removed: PeerRecord[] } {
   if (suspects.size === 0) return { topology: t, removed: [] };
   const own = selfRecord(t);
-  const listedNearby = (n: PeerName): boolean => {
+  /** Listed by us or by a peer we list (which is reachable because we list it). */
+  const nearby = (n: PeerName): boolean => {
     if (listed(own).has(n)) return true;
     for (const c of own.connections) {
       const r = t.peers.get(c.name);
-      if (r !== undefined && r.name !== n && listed(r).has(n)) return true;
+      if (r !== undefined && listed(r).has(n)) return true;
     }
     return false;
   };
-  const open = new Set([...suspects].filter((n) => n !== t.self && t.peers.has(n) && !listedNearby(n)));
+  /** Listed by a peer that is itself nearby (a scan of every record: one set lookup each). */
+  const twoAway = (n: PeerName): boolean => {
+    for (const r of t.peers.values()) if (r.name !== n && listed(r).has(n) && nearby(r.name)) return true;
+    return false;
+  };
+  const open = new Set([...suspects].filter((n) => n !== t.self && t.peers.has(n) && !nearby(n) && !twoAway(n)));
   if (open.size === 0) return { topology: t, removed: [] };
   const reached = reach(t, open);
   return reached === undefined ? { topology: t, removed: [] } : dropUnreached(t, reached);

@@ -155,7 +155,7 @@ t.test('a state file of another range or a corrupt one is set aside, never reuse
   t.equal((await a.call('POST', '/ip/keep')).status, 200);
   await a.kill();
   const file = join(a.stateDir, 'weave-netdata.json');
-  t.match(readFileSync(file, 'utf8'), /"keep"/);
+  t.match(readFileSync(`${file}.journal`, 'utf8'), /"keep"/, 'the allocation is in the journal beside the snapshot');
 
   const other = await Weaver.start(t, { ip: ip(61), nickname: 'a', stateDir: a.stateDir, args: [...args, '--ipalloc-range', '10.40.0.0/16'] });
   await other.waitForLog((l) => l.msg.startsWith('IPAM state set aside') && /range/.test(l.msg));
