@@ -18,22 +18,26 @@ function ranges(text: string): string[] {
   return text.split('\n').filter((l) => l !== '').map((l) => l.replace(/ \(\d+ active\)| - unreachable!/, '').trimEnd()).sort();
 }
 
-t.test('5 peers with consensus=5 start at different moments and agree on an even split', async (t) => {
-  const peers: Weaver[] = [];
-  for (let i = 1; i <= 5; i++) {
-    const init = ['--ipalloc-init', 'consensus=5'];
-    peers.push(await Weaver.start(t, { ip: ip(i), nickname: `p${i}`, args: [...FAST, ...init], peers: i === 1 ? [] : [ip(1)] }));
-    if (i < 5) {
-      await sleep(700);
-      t.match((await peers[0]!.get('/status')).body, /Status: awaiting consensus \(quorum: 3, known: \d\)/, `status answers while waiting (${i} up)`);
+for (const [n, base, quorum, share, percent] of [[3, 0, 2, /34952[56]/, '33.3'], [5, 100, 3, /20971[56]/, '20.0']] as const) {
+  t.test(`${n} peers with consensus=${n} start at different moments and agree on an even split`, async (t) => {
+    const peers: Weaver[] = [];
+    for (let i = 1; i <= n; i++) {
+      const init = ['--ipalloc-init', `consensus=${n}`];
+      peers.push(await Weaver.start(t, { ip: ip(base + i), nickname: `p${i}`, args: [...FAST, ...init], peers: i === 1 ? [] : [ip(base + 1)] }));
+      if (i < n) {
+        await sleep(700);
+        t.match((await peers[0]!.get('/status')).body, new RegExp(`Status: awaiting consensus \\(quorum: ${quorum}, known: \\d\\)`), `status answers while waiting (${i} up)`);
+      }
     }
-  }
-  await Promise.all(peers.map(ready));
-  const views = await Promise.all(peers.map(async (w) => ranges((await w.get('/status/ipam')).body)));
-  for (const v of views) t.same(v, views[0], 'every peer shows the same ring');
-  t.equal(views[0]!.length, 5);
-  for (const line of views[0]!) t.match(line, /^[0-9a-f:]{17}\(p\d\) +20971[56] IPs \(20\.0% of total\)$/, line);
-});
+    await Promise.all(peers.map(ready));
+    const views = await Promise.all(peers.map(async (w) => ranges((await w.get('/status/ipam')).body)));
+    for (const v of views) t.same(v, views[0], 'every peer shows the same ring');
+    t.equal(views[0]!.length, n);
+    for (const line of views[0]!) {
+      t.match(line, new RegExp(`^[0-9a-f:]{17}\\(p\\d\\) +${share.source} IPs \\(${percent.replace('.', '\\.')}% of total\\)$`), line);
+    }
+  });
+}
 
 t.test('the allocation API: idempotent, lookup, claim, release, first and last never given', async (t) => {
   const a = await Weaver.start(t, { ip: ip(11), nickname: 'a', args: [...FAST, '--ipalloc-range', '10.9.0.0/29', '--ipalloc-init', `seed=${nameForIp(ip(11))}`, '--ipam-request-timeout', '1'] });

@@ -110,3 +110,30 @@ t.test('two live peers with one name: a reported collision, never retried', asyn
   t.match(out, new RegExp(`local "${name}\\(b\\)" and remote "${name}\\(a\\)" peer names collision, retry: never`));
   t.equal((await a.report()).Router.Peers.length, 1, 'a did not take b in');
 });
+
+t.test('two peers that dial each other at once keep one connection, the same one at both ends', async (t) => {
+  const [a, b] = await Promise.all([
+    Weaver.start(t, { ip: ip(61), nickname: 'a', args: FAST, peers: [`${ip(62)}:6783`] }),
+    Weaver.start(t, { ip: ip(62), nickname: 'b', args: FAST, peers: [`${ip(61)}:6783`] }),
+  ]);
+  await allSee([a, b], ['a', 'b']);
+  await new Promise((res) => setTimeout(res, 2500)); // let any duplicate settle
+  for (const w of [a, b]) {
+    const conns = (await w.report()).Router.Connections.filter((c) => c.State === 'established');
+    t.equal(conns.length, 1, `${w.options.nickname} has one connection`);
+  }
+  // One side's outbound connection is the other side's inbound one.
+  const [ca, cb] = await Promise.all([a, b].map(async (w) => (await w.report()).Router.Connections.find((c) => c.State === 'established')!));
+  t.not(ca!.Outbound, cb!.Outbound, 'the same connection seen from both ends');
+  const flaps = [...a.logs, ...b.logs].filter((l) => /Multiple connections/.test(String(l.reason ?? l.msg))).length;
+  t.ok(flaps <= 2, `at most one duplicate closed per side (${flaps})`);
+});
+
+t.test('weave status peers lists every peer with the connections that peer reports', async (t) => {
+  const a = await Weaver.start(t, { ip: ip(71), nickname: 'a', args: FAST });
+  const b = await Weaver.start(t, { ip: ip(72), nickname: 'b', args: FAST, peers: [a.address] });
+  await allSee([a, b], ['a', 'b']);
+  const text = (await b.cli(['status', 'peers'])).stdout;
+  t.match(text, new RegExp(`^02:00:00:00:0a:47\\(a\\)\n   <- ${ip(72).replace(/\./g, '\\.')}:6783 +02:00:00:00:0a:48\\(b\\) +established\n`, 'm'));
+  t.match(text, new RegExp(`^02:00:00:00:0a:48\\(b\\)\n   -> ${ip(71).replace(/\./g, '\\.')}:6783 +02:00:00:00:0a:47\\(a\\) +established\n`, 'm'));
+});
