@@ -23,7 +23,7 @@ t.test('weaver refuses bad flags with one line and exit 1', async (t) => {
 });
 
 t.test('status layout, sub-commands, report, connect and forget', async (t) => {
-  const a = await Weaver.start(t, { ip: ip(1), nickname: 'alpha', name: '02:00:00:00:12:01' });
+  const a = await Weaver.start(t, { ip: ip(1), nickname: 'alpha', name: '02:00:00:00:12:01', args: ['--ipalloc-init', 'seed=02:00:00:00:12:01', '--ipalloc-range', '10.32.0.0/16'] });
   const status = await a.cli(['status']);
   t.equal(status.code, 0);
   t.equal(status.stdout, [
@@ -40,8 +40,14 @@ t.test('status layout, sub-commands, report, connect and forget', async (t) => {
     '          Peers: 1 (with 0 established connections)',
     ' TrustedSubnets: none',
     '',
+    '        Service: ipam',
+    '         Status: ready',
+    '          Range: 10.32.0.0/16',
+    '  DefaultSubnet: 10.32.0.0/16',
+    '',
     '',
   ].join('\n'));
+  t.equal((await a.cli(['status', 'ipam'])).stdout, '02:00:00:00:12:01(alpha)                 65536 IPs (100.0% of total) (0 active)\n');
 
   const c = await a.cli(['connect', `${ip(50)}:6783`, `${ip(51)}`]);
   t.equal(c.code, 0);
