@@ -45,6 +45,12 @@ export interface ConnectionOptions {
 
 type Stage = 'preamble' | 'hello' | 'open' | 'closed';
 
+/**
+ * Bytes we let queue up for a peer that does not read. Gossip is small and coalesced, so a queue
+ * this long means the peer is stuck; closing the connection beats growing without bound.
+ */
+const MAX_UNSENT_BYTES = 64 * 1024 * 1024;
+
 export class Connection {
   readonly outbound: boolean;
   readonly address: string;
@@ -104,6 +110,9 @@ export class Connection {
     let bytes = encodeMessage(message);
     if (this.sealer) bytes = this.sealer.seal(bytes);
     this.socket.write(encodeFrame(bytes));
+    if (this.socket.writableLength > MAX_UNSENT_BYTES) {
+      this.close(`peer is not reading: more than ${MAX_UNSENT_BYTES} bytes unsent`);
+    }
   }
 
   /** Closes the connection; `error` (when given) is logged and reported to the router. */

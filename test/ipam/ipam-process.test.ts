@@ -98,6 +98,20 @@ t.test('a peer joining later gets space from the peer with the most free', async
   t.match(view, /\(a\) +524288 IPs \(50\.0% of total\)/);
 });
 
+t.test('an observer never votes: it waits for the voters\' ring, then allocates with donated space', async (t) => {
+  const o = await Weaver.start(t, { ip: ip(71), nickname: 'obs', args: [...FAST, '--ipalloc-init', 'observer'] });
+  await sleep(1500);
+  t.match((await o.get('/status')).body, /Status: (priming|idle)/, 'alone, the observer makes no ring');
+  const init = ['--ipalloc-init', 'consensus=2'];
+  const a = await Weaver.start(t, { ip: ip(72), nickname: 'a', args: [...FAST, ...init], peers: [o.address] });
+  const b = await Weaver.start(t, { ip: ip(73), nickname: 'b', args: [...FAST, ...init], peers: [o.address] });
+  await Promise.all([a, b, o].map(ready));
+  const view = (await o.get('/status/ipam')).body;
+  t.notMatch(view, /\(obs\)/, 'the observer is not a member');
+  t.equal((await o.call('POST', '/ip/x')).status, 200, 'but it can allocate, with space it is given');
+  t.match((await o.get('/status/ipam')).body, /\(obs\) +\d+ IPs/);
+});
+
 t.test('rmpeer takes a dead peer\'s ranges, refuses a live one', async (t) => {
   const names = [ip(41), ip(42), ip(43)].map(nameForIp);
   const init = ['--ipalloc-init', `seed=${names.join(',')}`];
