@@ -24,7 +24,7 @@ function name(i: number, j: number): string {
 }
 
 function startDaemon(ip: string, peerName: string, args: string[], onLine?: (line: string) => void): ChildProcess {
-  const p = spawn(process.execPath, [WEAVER, '--no-bridge', '--name', peerName, '--host', ip, '--http-addr', `${ip}:6784`,
+  const p = spawn(process.execPath, [WEAVER, '--no-bridge', '--name', peerName, '--host', ip, '--http-addr', `${ip}:6784`, '--metrics-addr', '',
     '--log-format', 'json', '--db-prefix', join(state, `${ip}-`), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   let partial = '';
   p.stdout!.setEncoding('utf8').on('data', (c: string) => {

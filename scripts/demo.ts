@@ -16,7 +16,7 @@ const procs = new Map<string, ChildProcess>();
 const stateDir = mkdtempSync(join(tmpdir(), 'weft-demo-'));
 
 function start(node: { nick: string; ip: string; name: string }, peers: string[]): void {
-  const p = spawn(process.execPath, [WEAVER, '--no-bridge', '--name', node.name, '--host', node.ip, '--http-addr', `${node.ip}:6784`,
+  const p = spawn(process.execPath, [WEAVER, '--no-bridge', '--name', node.name, '--host', node.ip, '--http-addr', `${node.ip}:6784`, '--metrics-addr', `${node.ip}:6782`,
     '--nickname', node.nick, '--log-format', 'json', '--ipalloc-init', 'consensus=3', '--db-prefix', join(stateDir, `${node.nick}-`), '--gossip-interval', '2', ...peers], { stdio: ['ignore', 'ignore', 'inherit'] });
   procs.set(node.nick, p);
 }

@@ -6,6 +6,7 @@ import type { Logger } from '../log/logger.js';
 import type { HostPort } from '../net/address.js';
 import type { RouterStatus } from '../mesh/status.js';
 import type { Result } from '../ipam/service.js';
+import type { Registry } from 'prom-client';
 import { renderConnections, renderPeers, renderRouterSection, renderStatus, renderTargets } from './status-text.js';
 
 
@@ -29,6 +30,12 @@ export interface ApiBackend {
   connect(peers: readonly string[], replace: boolean): void;
   forget(peers: readonly string[]): void;
   readonly ipam?: IpamApi;
+  readonly metrics?: Registry;
+}
+
+export interface ApiServerOptions {
+  /** Serve only what reads (status, report, metrics): for addresses off loopback. */
+  readonly readOnly?: boolean;
 }
 
 export class HttpError extends Error {
@@ -40,8 +47,12 @@ export class HttpError extends Error {
 /** Largest request body we read: forms of peer addresses are small. */
 const MAX_BODY = 64 * 1024;
 
-export function createApiServer(backend: ApiBackend, log: Logger): Server {
+export function createApiServer(backend: ApiBackend, log: Logger, options: ApiServerOptions = {}): Server {
   const server = createServer((req, res) => {
+    if (options.readOnly && req.method !== 'GET') {
+      reply(res, 405, 'this address serves status and metrics only\n');
+      return;
+    }
     handle(backend, req, res).catch((err: unknown) => {
       const status = err instanceof HttpError ? err.status : 500;
       if (status === 500) log.error({ err, path: req.url }, 'API request failed');
@@ -84,6 +95,9 @@ async function handle(backend: ApiBackend, req: IncomingMessage, res: ServerResp
         return reply(res, 200, renderPeers(r()));
       case '/report':
         return reply(res, 200, `${JSON.stringify({ Ready: true, Version: backend.version, Router: r(), ...(backend.ipam ? { IPAM: backend.ipam.report() } : {}) }, null, 4)}\n`, 'application/json');
+      case '/metrics':
+        if (!backend.metrics) break;
+        return reply(res, 200, await backend.metrics.metrics(), backend.metrics.contentType);
       case '/ip':
         if (!backend.ipam) break;
         return reply(res, 200, `${JSON.stringify({ owned: backend.ipam.owned() })}\n`, 'application/json');

@@ -24,6 +24,8 @@ export interface Config {
   readonly password?: string;
   readonly connLimit: number;
   readonly httpAddr: HostPort;
+  /** Read-only status and Prometheus metrics; undefined: not served. */
+  readonly metricsAddr?: HostPort;
   readonly discovery: boolean;
   readonly logLevel: LevelWithSilent;
   readonly logFormat: LogFormat;
@@ -56,6 +58,8 @@ Flags:
   --password PW          encrypt and authenticate the mesh (or WEAVE_PASSWORD)
   --conn-limit N         most connections to other peers (default 200, or CONN_LIMIT)
   --http-addr ADDR:PORT  HTTP API (default 127.0.0.1:6784, or WEAVE_HTTP_ADDR)
+  --metrics-addr ADDR:PORT  read-only status and /metrics (default 0.0.0.0:6782, or
+                         WEAVE_METRICS_ADDR; empty: off)
   --no-discovery         connect only to the peers given, not to peers learned from gossip
   --no-bridge            control plane only: no bridge, no data path
   --log-level LEVEL      ${LOG_LEVELS.join(', ')} (default info)
@@ -77,6 +81,7 @@ const options = {
   password: { type: 'string' },
   'conn-limit': { type: 'string' },
   'http-addr': { type: 'string' },
+  'metrics-addr': { type: 'string' },
   'no-discovery': { type: 'boolean' },
   'no-bridge': { type: 'boolean' },
   'log-level': { type: 'string' },
@@ -108,6 +113,8 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Co
   const connLimit = intIn('--conn-limit', flagOrEnv(v['conn-limit'], 'CONN_LIMIT'), 200, 0, 100_000);
   const httpText = flagOrEnv(v['http-addr'], 'WEAVE_HTTP_ADDR') ?? '127.0.0.1:6784';
   const httpAddr = wrap('--http-addr', () => parseHostPort(httpText, 6784));
+  const metricsText = v['metrics-addr'] ?? env.WEAVE_METRICS_ADDR ?? '0.0.0.0:6782';
+  const metricsAddr = metricsText === '' ? undefined : wrap('--metrics-addr', () => parseHostPort(metricsText, 6782));
 
   const logLevel = v['log-level'] ?? 'info';
   if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
@@ -142,6 +149,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Co
     host,
     connLimit,
     httpAddr,
+    ...(metricsAddr ? { metricsAddr } : {}),
     discovery: v['no-discovery'] !== true,
     noBridge: v['no-bridge'] === true,
     logLevel: logLevel as LevelWithSilent,

@@ -6,7 +6,8 @@ import { createLogger } from '../log/logger.js';
 import { randomUid } from '../net/uid.js';
 import { formatHostPort } from '../net/address.js';
 import { Router } from '../mesh/router.js';
-import { createApiServer, listen } from '../api/http-server.js';
+import { createApiServer, listen, type ApiBackend } from '../api/http-server.js';
+import { createMetrics } from '../api/metrics.js';
 import { VERSION } from '../version.js';
 import { IpamService, IPAM_CHANNEL } from '../ipam/service.js';
 import { formatCidr } from '../net/ipv4.js';
@@ -94,19 +95,29 @@ async function main(): Promise<void> {
     fail(`cannot listen on ${config.host || '*'}:${config.port}: ${(err as Error).message}`);
   }
 
-  const api = createApiServer({
+  const backend: ApiBackend = {
     version: VERSION,
     routerStatus: () => router.status(),
     connect: (peers, replace) => router.connect(peers, replace),
     forget: (peers) => router.forget(peers),
     ipam,
-  }, rootLog.child({ component: 'api' }));
+    metrics: createMetrics({ routerStatus: () => router.status(), ipamCounts: () => ipam.counts() }),
+  };
+  const apiLog = rootLog.child({ component: 'api' });
+  const api = createApiServer(backend, apiLog);
+  const statusServer = config.metricsAddr ? createApiServer(backend, apiLog, { readOnly: true }) : undefined;
+  try {
+    if (statusServer && config.metricsAddr) await listen(statusServer, config.metricsAddr);
+  } catch (err) {
+    fail(`cannot serve metrics on ${formatHostPort(config.metricsAddr!)}: ${(err as Error).message}`);
+  }
   try {
     await listen(api, config.httpAddr);
   } catch (err) {
     fail(`cannot serve the HTTP API on ${formatHostPort(config.httpAddr)}: ${(err as Error).message}`);
   }
-  rootLog.info({ component: 'api' }, `Listening for HTTP control messages on ${formatHostPort(config.httpAddr)}`);
+  if (config.metricsAddr) apiLog.info(`Listening for metrics requests on ${formatHostPort(config.metricsAddr)}`);
+  apiLog.info(`Listening for HTTP control messages on ${formatHostPort(config.httpAddr)}`);
   if (config.peers.length > 0) {
     log.info({ peers: config.peers }, `Launch detected - using supplied peer list: ${config.peers.join(' ')}`);
     router.connect(config.peers);
@@ -117,8 +128,11 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'shutting down');
-    api.close();
-    api.closeAllConnections();
+    for (const server of [api, statusServer]) {
+      server?.close();
+      server?.closeAllConnections();
+    }
+    ipam.stop();
     void router.stop().then(() => process.exit(0));
   };
   process.on('SIGTERM', () => stop('SIGTERM'));

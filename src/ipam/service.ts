@@ -44,6 +44,17 @@ export interface PeerDirectory {
 
 type Waiter = (reply: Reply) => void;
 
+/** Numbers for the metrics endpoint. */
+export interface IpamCounts {
+  readonly allocated: number;
+  readonly rangeSize: number;
+  readonly pendingAllocates: number;
+  readonly pendingClaims: number;
+  /** Peers owning part of the ring that we cannot reach, and their share of the range. */
+  readonly unreachablePeers: number;
+  readonly unreachablePercentage: number;
+}
+
 /** A new snapshot replaces the journal after this many lines. */
 const JOURNAL_LIMIT = 1000;
 
@@ -214,9 +225,23 @@ export class IpamService implements GossipHandler {
   }
 
   /** Allocations and ownership for metrics. */
-  counts(): { allocated: number; rangeSize: number; pendingAllocates: number } {
+  counts(): IpamCounts {
     const s = this.ipam.snapshot();
-    return { allocated: s.allocations.length, rangeSize: cidrSize(s.range), pendingAllocates: s.pendingAllocates.length };
+    const unreachable = new Map<PeerName, number>();
+    if (s.ring) {
+      for (const e of ringEntries(s.ring)) {
+        if (e.owner !== s.self && !this.reachable.has(e.owner)) unreachable.set(e.owner, (unreachable.get(e.owner) ?? 0) + e.end - e.start);
+      }
+    }
+    const unreachableAddresses = [...unreachable.values()].reduce((a, b) => a + b, 0);
+    return {
+      allocated: s.allocations.length,
+      rangeSize: cidrSize(s.range),
+      pendingAllocates: s.pendingAllocates.length,
+      pendingClaims: s.pendingClaims.length,
+      unreachablePeers: unreachable.size,
+      unreachablePercentage: (100 * unreachableAddresses) / cidrSize(s.range),
+    };
   }
 
   get range(): Cidr {

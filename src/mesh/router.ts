@@ -23,6 +23,11 @@ export const TOPOLOGY_CHANNEL = 'topology';
 /** Handshakes in progress at once; more are refused so that a flood cannot exhaust us. */
 const MAX_HANDSHAKES = 64;
 const DIAL_TIMEOUT_MS = 10_000;
+/**
+ * Connection changes within this window go out as one new version of our record: a peer that
+ * comes up and connects to many others at once would otherwise flood a version per connection.
+ */
+const LOCAL_CHANGE_DELAY_MS = 200;
 
 export interface RouterOptions {
   readonly name: PeerName;
@@ -63,6 +68,9 @@ export class Router {
   private snapshot?: RouterStatus;
   private stopped = false;
   private readonly topologyListeners: (() => void)[] = [];
+  private localChangeTimer?: NodeJS.Timeout;
+  /** Neighbours that came up since our record was last updated: they get a sync after it. */
+  private readonly newNeighbours: PeerName[] = [];
   /** Nicknames of every peer ever seen, so that dead peers keep theirs (for rmpeer, status ipam). */
   private readonly nicknames = new Map<PeerName, string>();
 
@@ -100,6 +108,7 @@ export class Router {
     this.stopped = true;
     clearInterval(this.gossipTimer);
     clearTimeout(this.planTimer);
+    clearTimeout(this.localChangeTimer);
     for (const c of [...this.live.values(), ...this.handshaking]) c.close();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
@@ -262,8 +271,8 @@ export class Router {
     conn.established = true;
     if (conn.outbound) this.maker.connected(conn.address, hello.name, this.now());
     conn.log.info(known === undefined ? 'connection added (new peer)' : known.uid === hello.uid ? 'connection added' : 'connection added (restarted peer)');
+    this.newNeighbours.push(hello.name);
     this.localConnectionsChanged();
-    this.apply(this.topology.neighbourUp(hello.name));
     for (const h of this.channels.values()) h.onNeighbourUp?.(hello.name);
     return undefined;
   }
@@ -286,6 +295,14 @@ export class Router {
   }
 
   private localConnectionsChanged(): void {
+    if (this.localChangeTimer !== undefined || this.stopped) return;
+    this.localChangeTimer = setTimeout(() => {
+      this.localChangeTimer = undefined;
+      this.publishLocalConnections();
+    }, LOCAL_CHANGE_DELAY_MS);
+  }
+
+  private publishLocalConnections(): void {
     const conns: ConnectionSummary[] = [];
     for (const conn of this.live.values()) {
       conns.push({
@@ -296,6 +313,9 @@ export class Router {
       });
     }
     this.apply(this.topology.setLocalConnections(conns));
+    for (const peer of this.newNeighbours.splice(0)) {
+      if (this.live.has(peer)) this.apply(this.topology.neighbourUp(peer));
+    }
   }
 
   /** Where the peer at the other end accepts connections: what discovery dials. */

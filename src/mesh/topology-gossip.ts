@@ -4,25 +4,30 @@
 //
 // How news travels:
 //  1. A change of our own connections goes to every neighbour at once: a delta (usually one
-//     connection more or less) to those that knew us, the full record to new neighbours.
-//  2. Whoever learns something new passes it on to every neighbour except the one it came from
-//     (flooding, which stops where nothing is new). An update says which version of the sender's
-//     record it was flooded under; a receiver holding that version knows exactly whom the sender
-//     reached and skips those. In a full mesh that is everyone, so each peer hears a change once
-//     instead of once per neighbour.
+//     connection more or less) to those that knew us; the full record, with the delta beside it,
+//     to new neighbours.
+//  2. Whoever learns something new from a flood passes it on to every neighbour except the one it
+//     came from, as a delta where it can (flooding, which stops where nothing is new). An update
+//     says which version of the sender's record it was flooded under; a receiver holding that
+//     version knows exactly whom the sender reached and skips those. In a full mesh that is
+//     everyone, so each peer hears a change once instead of once per neighbour. A peer is spared
+//     its own record, unless our copy changed incarnation (a restarted peer must hear of its old
+//     incarnation, to raise its version beyond it).
 //  3. A delta that does not fit our copy (we missed a version) makes us ask its sender for the
-//     full record; requests in flight are remembered, so each record is asked for once.
+//     full record, and we owe that record the flood the delta would have had. Requests in flight
+//     are remembered, so each record is asked for once.
 //  4. Anti-entropy, for what floods missed: on each tick we probe one random neighbour with a
 //     16-byte hash of every (name, uid, version) we hold. A differing hash is echoed once (by then
 //     deltas that were merely in flight have landed); only if it still differs are version lists
-//     exchanged, and each side pulls what it lacks. New connections start the same exchange
-//     (the peer with the lower name probes). Nothing ever ships the whole topology on a timer,
-//     and pulls rather than pushes mean a newcomer connected to many peers fetches each record
-//     once, not once per neighbour.
+//     exchanged, and each side pulls what it lacks. New connections start the same exchange (the
+//     peer with the lower name probes). News we pulled is not flooded: we probe our neighbours,
+//     and those that lack it pull it. Nothing ever ships the whole topology on a timer, and a
+//     newcomer connected to many peers fetches each record once, not once per neighbour, and
+//     does not send it all on to every neighbour either.
 //  5. Peers we can no longer reach over any listed connection are forgotten at once. Until the
 //     next tick we remember them as "ghosts": a ghost that comes back into reach (news arrived in
-//     an unlucky order) is restored without asking anyone, and a neighbour with a stale view
-//     cannot make us fetch what we just forgot.
+//     an unlucky order) is restored without asking anyone and passed on, and a neighbour with a
+//     stale view cannot make us fetch what we just forgot.
 import type { PeerName } from '../net/peer-name.js';
 import type { Uid } from '../net/uid.js';
 import { computeRoutes, type Routes } from './routes.js';
@@ -39,6 +44,7 @@ import {
   removeUnreachableAmong,
   selfRecord,
   setLocalConnections,
+  supersedesSelf,
   topologyHash,
   versionOf,
   type ConnectionSummary,
@@ -315,7 +321,7 @@ export class TopologyGossip {
     let bumpTo = 0;
     for (const v of versions) {
       if (v.name === before.self) {
-        if (v.uid === own.uid ? v.version > own.version : v.version >= own.version) bumpTo = Math.max(bumpTo, v.version);
+        if (supersedesSelf(own, v)) bumpTo = Math.max(bumpTo, v.version);
         continue;
       }
       const held = before.peers.get(v.name);

@@ -121,7 +121,7 @@ export function setLocalConnections(t: Topology, conns: readonly ConnectionSumma
  * Whether news about our own name means that an old incarnation of us (another uid), or a record
  * we somehow never made, is out there at a version ours does not beat.
  */
-function supersedesSelf(own: PeerRecord, incoming: { uid: Uid; version: number }): boolean {
+export function supersedesSelf(own: PeerRecord, incoming: { uid: Uid; version: number }): boolean {
   return incoming.uid === own.uid ? incoming.version > own.version : incoming.version >= own.version;
 }
 
@@ -332,7 +332,9 @@ export function removeUnreachableAmong(
     for (const r of t.peers.values()) if (r.name !== n && listed(r).has(n) && nearby(r.name)) return true;
     return false;
   };
-  const open = new Set([...suspects].filter((n) => n !== t.self && t.peers.has(n) && !nearby(n) && !twoAway(n)));
+  const present = [...suspects].filter((n) => n !== t.self && t.peers.has(n));
+  // Many suspects (a newcomer learning the whole mesh): one search beats many scans.
+  const open = new Set(present.length > 8 ? present : present.filter((n) => !nearby(n) && !twoAway(n)));
   if (open.size === 0) return { topology: t, removed: [] };
   const reached = reach(t, open);
   return reached === undefined ? { topology: t, removed: [] } : dropUnreached(t, reached);
@@ -389,9 +391,4 @@ export function topologyHash(t: Topology): Uint8Array {
 
 export function versionOf(r: PeerRecord): PeerVersion {
   return { name: r.name, uid: r.uid, version: r.version };
-}
-
-/** Every (name, uid, version) we hold, sorted by name. */
-export function versionList(t: Topology): PeerVersion[] {
-  return [...t.peers.values()].map(versionOf).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }

@@ -30,7 +30,7 @@ t.test('both sides of a partition keep allocating; after the heal no address has
   const [n1, n2, n3] = cluster.nodes as [ClusterNode, ClusterNode, ClusterNode];
   for (const node of cluster.nodes) {
     node.spawn([process.execPath, WEAVER, '--no-bridge', '--name', nameForIp(`127.0.9.${node.index}`), '--nickname', node.name,
-      '--host', node.underlayIp, '--db-prefix', join(state, `${node.name}-`), '--log-format', 'json',
+      '--host', node.underlayIp, '--metrics-addr', `${node.underlayIp}:6782`, '--db-prefix', join(state, `${node.name}-`), '--log-format', 'json',
       '--heartbeat-interval', '1', '--gossip-interval', '1', '--ipalloc-init', 'consensus=3', '--ipam-request-timeout', '5',
       ...(node === n1 ? [] : [n1.underlayIp])]);
   }

@@ -83,6 +83,7 @@ export class Weaver {
     const args = [
       WEAVER, '--host', o.ip, '--http-addr', this.httpAddr, '--nickname', o.nickname,
       '--log-format', 'json', '--no-bridge', '--db-prefix', join(this.stateDir, 'weave-net'),
+      '--metrics-addr', `${o.ip}:6782`,
       // Every daemon here shares the machine's machine-id, so each needs a name of its own.
       '--name', o.name ?? nameForIp(o.ip),
       ...(o.args ?? []), ...(o.peers ?? []),

@@ -28,6 +28,11 @@ t.test('three peers find each other, transitively, and agree on the topology', a
     const r = await c.report();
     return r.Router.Connections.some((x) => x.State === 'established' && x.Info.endsWith(`(a)`)) ? true : undefined;
   });
+  // Once both ends list the new link, a routes to c directly.
+  await waitFor('direct routes from a', async () => {
+    const routes = (await a.report()).Router.UnicastRoutes;
+    return routes.length === 2 && routes.every((x) => x.Dest === x.Via) ? true : undefined;
+  });
   // Every peer ends with the same view of every peer's record (same versions).
   await waitFor('identical topologies', async () => {
     const views = await Promise.all([a, b, c].map(async (w) => JSON.stringify((await w.report()).Router.Peers.map((p) => [p.Name, p.UID, p.Version]))));

@@ -1,0 +1,64 @@
+// Prometheus metrics with Weave's names (reference §4.6), read from the same snapshots as status
+// at scrape time, so a scrape never waits on a component either.
+import { Registry, Gauge, Counter, collectDefaultMetrics } from 'prom-client';
+import type { RouterStatus } from '../mesh/status.js';
+import type { IpamCounts } from '../ipam/service.js';
+
+export interface MetricsSource {
+  routerStatus(): RouterStatus;
+  ipamCounts?(): IpamCounts;
+}
+
+export function createMetrics(source: MetricsSource): Registry {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+
+  new Gauge({
+    name: 'weave_connections',
+    help: 'Number of peer-to-peer connections.',
+    labelNames: ['state', 'type', 'encryption'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      const r = source.routerStatus();
+      for (const c of r.Connections) {
+        const live = c.State === 'established' || c.State === 'pending';
+        const type = live ? String(c.Attrs?.name ?? 'unknown') : 'unknown';
+        this.inc({ state: c.State, type, encryption: live && r.Encryption ? 'yes' : '' });
+      }
+    },
+  });
+  let terminations = 0;
+  new Counter({
+    name: 'weave_connection_terminations_total',
+    help: 'Number of peer-to-peer connections terminated.',
+    registers: [registry],
+    collect() {
+      const now = source.routerStatus().TerminationCount;
+      if (now > terminations) this.inc(now - terminations);
+      terminations = now;
+    },
+  });
+  if (source.ipamCounts) {
+    const counts = source.ipamCounts.bind(source);
+    const gauge = (name: string, help: string, value: (c: IpamCounts) => number, labels?: Record<string, string>): void => {
+      new Gauge({
+        name,
+        help,
+        labelNames: labels ? Object.keys(labels) : [],
+        registers: [registry],
+        collect() {
+          if (labels) this.set(labels, value(counts()));
+          else this.set(value(counts()));
+        },
+      });
+    };
+    gauge('weave_ips', 'Number of IP addresses.', (c) => c.allocated, { state: 'local-used' });
+    gauge('weave_max_ips', 'Size of the IP range.', (c) => c.rangeSize);
+    gauge('weave_ipam_unreachable_count', 'Number of peers owning IP space that are unreachable.', (c) => c.unreachablePeers);
+    gauge('weave_ipam_unreachable_percentage', 'Percentage of the IP range owned by unreachable peers.', (c) => c.unreachablePercentage);
+    gauge('weave_ipam_pending_allocates', 'Allocations waiting for consensus or space.', (c) => c.pendingAllocates);
+    gauge('weave_ipam_pending_claims', 'Claims waiting for an answer.', (c) => c.pendingClaims);
+  }
+  return registry;
+}
