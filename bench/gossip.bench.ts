@@ -29,6 +29,7 @@ import { peerNameFromNumber, type PeerName } from '../src/net/peer-name.js';
 import { TopologyGossip, type Step } from '../src/mesh/topology-gossip.js';
 import { encodeTopologyMessage, type TopologyMessage } from '../src/mesh/topology-codec.js';
 import { selfRecord, type ConnectionSummary, type PeerDelta, type PeerRecord } from '../src/mesh/topology.js';
+import { seededRandom as mulberry32 } from '../src/net/seeded-random.js';
 
 interface Options {
   peers: number[];
@@ -58,16 +59,6 @@ function parseArgs(argv: string[]): Options {
   return o;
 }
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // ---- bytes on the wire ----
 

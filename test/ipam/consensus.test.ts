@@ -15,23 +15,13 @@ import {
 import { createRing } from '../../src/ipam/ring.js';
 import { STATUS_PRIMING, STATUS_READY, awaitingConsensusStatus } from '../../src/ipam/status.js';
 import { Cluster } from './cluster-sim.js';
+import { seededRandom as prng } from '../../src/net/seeded-random.js';
 
 const RANGE = parseCidr('10.32.0.0/12');
 const NAMES: PeerName[] = Array.from({ length: 60 }, (_, i) => peerNameFromNumber(0x020000000000 + ((i * 7727) % 65536)));
 const consensus = (n: number): IpamMode => ({ kind: 'consensus', peers: n });
 const TIMING = { proposeAfterMs: 1000, waitForAllMs: 2000 };
 
-/** A small deterministic PRNG for delivery order and loss (mulberry32). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 t.test('quorum is a strict majority', async (t) => {
   t.same([1, 2, 3, 4, 5, 6, 7].map(quorumFor), [1, 2, 2, 3, 3, 4, 4]);

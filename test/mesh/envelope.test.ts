@@ -11,17 +11,7 @@ import {
   type Hello,
   type Message,
 } from '../../src/mesh/envelope.js';
-import { ProtocolError } from '../../src/mesh/protocol-error.js';
-
-function refusal(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof ProtocolError) return err.message;
-    throw err;
-  }
-  return '(accepted)';
-}
+import { refusal } from '../lib/refusal.js';
 
 /**
  * Contents only: payloads come back as Buffers (views of the frame), and fast-check's records

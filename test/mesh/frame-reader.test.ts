@@ -2,17 +2,7 @@ import t from 'tap';
 import { deepStrictEqual, equal } from 'node:assert/strict';
 import fc from 'fast-check';
 import { FrameReader, MAX_FRAME_SIZE, encodeFrame } from '../../src/mesh/frame-reader.js';
-import { ProtocolError } from '../../src/mesh/protocol-error.js';
-
-function refusal(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof ProtocolError) return err.message;
-    throw err;
-  }
-  return '(accepted)';
-}
+import { refusal } from '../lib/refusal.js';
 
 const concat = (parts: readonly Uint8Array[]): Uint8Array => {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));

@@ -10,18 +10,7 @@ import {
   preambleLength,
   type Preamble,
 } from '../../src/mesh/preamble.js';
-import { ProtocolError } from '../../src/mesh/protocol-error.js';
-
-/** The message of the ProtocolError `fn` throws; any other error fails the test. */
-function refusal(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof ProtocolError) return err.message;
-    throw err;
-  }
-  return '(accepted)';
-}
+import { refusal } from '../lib/refusal.js';
 
 const key = Uint8Array.from({ length: 32 }, (_, i) => i + 100);
 const plain: Preamble = { minVersion: PROTOCOL_MIN_VERSION, maxVersion: PROTOCOL_MAX_VERSION };

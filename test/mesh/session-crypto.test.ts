@@ -13,17 +13,7 @@ import {
   keyPairFromSecretKey,
   type KeyPair,
 } from '../../src/mesh/session-crypto.js';
-import { ProtocolError } from '../../src/mesh/protocol-error.js';
-
-function refusal(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof ProtocolError) return err.message;
-    throw err;
-  }
-  return '(accepted)';
-}
+import { refusal } from '../lib/refusal.js';
 
 const AUTH_FAILED = 'message authentication failed (wrong password, or a replayed or altered message)';
 const fixedPair = (seed: number): KeyPair => keyPairFromSecretKey(Uint8Array.from({ length: 32 }, (_, i) => (seed * 31 + i) & 255));

@@ -9,19 +9,10 @@ import { peerNameFromNumber, type PeerName } from '../../src/net/peer-name.js';
 import { TopologyGossip, type Outgoing, type Step } from '../../src/mesh/topology-gossip.js';
 import { decodeTopologyMessage, encodeTopologyMessage, type TopologyMessage } from '../../src/mesh/topology-codec.js';
 import { removeUnreachable, selfRecord, type ConnectionSummary, type PeerRecord } from '../../src/mesh/topology.js';
+import { seededRandom as mulberry32 } from '../../src/net/seeded-random.js';
 
 const N = (i: number): PeerName => peerNameFromNumber(0x0200_0000_0000 + ((i * 7919) % 4096));
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A mesh of TopologyGossip cores joined by in-order links, delivered in random order. */
 class Mesh {
