@@ -1,0 +1,83 @@
+// The TAP reader: a Worker thread that read()s frames from the TAP fd straight into the slots of
+// a FrameRing, one frame per read(), in the order the kernel hands them over. Reads are
+// synchronous koffi calls on this thread: never fs.read or koffi's async calls, which make a
+// thread-pool round trip per frame and reorder frames when several are in flight (DESIGN §6).
+//
+// The fd is non-blocking: the Worker reads until EAGAIN, then sleeps in poll() on the TAP fd and
+// an eventfd. close() on the main thread raises the ring's stop flag and signals the eventfd, so
+// the Worker wakes at once and returns; a read() sleeping in the kernel could not be woken (closing
+// the fd from another thread does not interrupt it), which is why the sleep happens in poll().
+//
+// Stages of one frame:
+//   1. reserve the next free slot (if the ring stays full: wait a bounded time, then drop one frame)
+//   2. read() into the slot: [virtio_net_hdr][Ethernet frame], or just the frame without VNET_HDR
+//   3. commit: publish the slot, waking the main thread if it sleeps
+import { parentPort, workerData } from 'node:worker_threads';
+import { FrameRing, FrameRingProducer } from './frame-ring.js';
+import { EAGAIN, EINTR, PollSet, errnoName, readFd } from './libc.js';
+
+/** What TapDevice passes in `workerData`. */
+export interface TapReaderData {
+  readonly fd: number;
+  /** An eventfd signalled by close(): readable means stop. */
+  readonly wakeFd: number;
+  readonly ring: SharedArrayBuffer;
+  /** How long a full ring is waited for before a frame is dropped. */
+  readonly fullWaitMs: number;
+}
+
+/** What the Worker posts to the main thread. */
+export type TapReaderMessage =
+  | { readonly type: 'ready' }
+  /** Reading failed for good (e.g. the device was deleted under us); the Worker exits after this. */
+  | { readonly type: 'error'; readonly errno: number; readonly code: string; readonly message: string };
+
+/**
+ * The longest the reader sleeps without looking at the stop flag: close() wakes it through the
+ * eventfd at once; this only bounds close() should that wake ever be lost.
+ */
+const SAFETY_POLL_MS = 5_000;
+
+function post(message: TapReaderMessage): void {
+  parentPort?.postMessage(message);
+}
+
+function run(data: TapReaderData): void {
+  const ring = FrameRing.attach(data.ring);
+  const producer = new FrameRingProducer(ring);
+  const pollSet = new PollSet([data.fd, data.wakeFd]);
+  const overflow = new Uint8Array(ring.slotCapacity);
+  post({ type: 'ready' });
+  while (!producer.stopRequested) {
+    let slot = producer.reserve();
+    if (slot === undefined && !producer.waitForSpace(data.fullWaitMs)) {
+      if (producer.stopRequested) break;
+      // The consumer has not freed a slot for fullWaitMs: read one frame into the bin so that
+      // this thread keeps going (and sees stop); the kernel's queue drops the rest meanwhile.
+      slot = overflow;
+    }
+    slot ??= producer.reserve();
+    if (slot === undefined) continue;
+    const n = readFd(data.fd, slot);
+    if (n > 0) {
+      if (slot === overflow) producer.countOverrun(n);
+      else producer.commit(n);
+      continue;
+    }
+    if (n === -EAGAIN) {
+      const ready = pollSet.wait(SAFETY_POLL_MS);
+      if (ready < 0 && ready !== -EINTR) return fail(-ready, 'poll() on the TAP failed');
+      continue;
+    }
+    if (n === -EINTR) continue;
+    // 0 or an error: the device is gone (a tun read returns EBADFD once the device is deleted).
+    return fail(n === 0 ? 0 : -n, n === 0 ? 'the TAP returned end of file' : 'read() from the TAP failed');
+  }
+}
+
+function fail(errno: number, what: string): void {
+  const code = errno === 0 ? 'EOF' : errnoName(errno);
+  post({ type: 'error', errno, code, message: `${what}: ${code}` });
+}
+
+run(workerData as TapReaderData);
