@@ -28,6 +28,8 @@ const DIAL_TIMEOUT_MS = 10_000;
  * comes up and connects to many others at once would otherwise flood a version per connection.
  */
 const LOCAL_CHANGE_DELAY_MS = 200;
+const TOPOLOGY_NOTIFY_MS = 100;
+const PLAN_DELAY_MS = 50;
 
 export interface RouterOptions {
   readonly name: PeerName;
@@ -69,6 +71,7 @@ export class Router {
   private stopped = false;
   private readonly topologyListeners: (() => void)[] = [];
   private localChangeTimer?: NodeJS.Timeout;
+  private notifyTimer?: NodeJS.Timeout;
   /** Neighbours that came up since our record was last updated: they get a sync after it. */
   private readonly newNeighbours: PeerName[] = [];
   /** Nicknames of every peer ever seen, so that dead peers keep theirs (for rmpeer, status ipam). */
@@ -109,6 +112,7 @@ export class Router {
     clearInterval(this.gossipTimer);
     clearTimeout(this.planTimer);
     clearTimeout(this.localChangeTimer);
+    clearTimeout(this.notifyTimer);
     for (const c of [...this.live.values(), ...this.handshaking]) c.close();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
@@ -153,7 +157,11 @@ export class Router {
     };
   }
 
-  /** Called (synchronously) after every change of the topology. */
+  /**
+   * Called after the topology changed, at most every TOPOLOGY_NOTIFY_MS: while a mesh forms the
+   * topology changes with nearly every message, and listeners (IPAM's reachability) need only
+   * the latest state, not every step.
+   */
   onTopologyChange(listener: () => void): void {
     this.topologyListeners.push(listener);
   }
@@ -165,7 +173,8 @@ export class Router {
 
   /** The nickname of a peer seen at any time since we started. */
   nickname(peer: PeerName): string | undefined {
-    return peer === this.options.name ? this.options.nickname : this.nicknames.get(peer);
+    if (peer === this.options.name) return this.options.nickname;
+    return this.topology.topology.peers.get(peer)?.nickname ?? this.nicknames.get(peer);
   }
 
   /** A peer by name or nickname (a live peer's nickname wins over a dead one's). */
@@ -379,10 +388,18 @@ export class Router {
     for (const o of step.out) this.sendTopology(o.to, o.message);
     for (const r of step.removed) this.log.info({ peer: `${r.name}(${r.nickname})` }, `Removed unreachable peer ${r.name}(${r.nickname})`);
     if (step.changed || step.removed.length > 0) {
-      for (const r of this.topology.topology.peers.values()) this.nicknames.set(r.name, r.nickname);
       this.changed();
-      for (const l of this.topologyListeners) l();
+      this.notifyTopologyListeners();
     }
+  }
+
+  private notifyTopologyListeners(): void {
+    if (this.notifyTimer !== undefined || this.stopped) return;
+    this.notifyTimer = setTimeout(() => {
+      this.notifyTimer = undefined;
+      for (const r of this.topology.topology.peers.values()) this.nicknames.set(r.name, r.nickname);
+      for (const l of this.topologyListeners) l();
+    }, TOPOLOGY_NOTIFY_MS);
   }
 
   /** Something changed: status is stale, and there may be new peers to dial. */
@@ -396,10 +413,11 @@ export class Router {
   private schedulePlan(): void {
     if (this.planScheduled || this.stopped) return;
     this.planScheduled = true;
-    setImmediate(() => {
+    // A short delay gathers the many changes of a forming mesh into one look at the targets.
+    setTimeout(() => {
       this.planScheduled = false;
       this.runPlan();
-    });
+    }, PLAN_DELAY_MS);
   }
 
   private runPlan(): void {
