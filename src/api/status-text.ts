@@ -59,7 +59,8 @@ export function renderStatus(version: string, sections: readonly (readonly strin
 
 export function renderConnections(r: RouterStatus): string {
   return r.Connections.map((c) => {
-    const attrs = Object.entries(c.Attrs ?? {}).map(([k, v]) => `${k}=${v}`).join(' ');
+    // The overlay's name is already in Info; the other attributes follow as key=value.
+    const attrs = Object.entries(c.Attrs ?? {}).filter(([k]) => k !== 'name').map(([k, v]) => `${k}=${v}`).join(' ');
     return `${c.Outbound ? '->' : '<-'} ${c.Address.padEnd(21)} ${c.State.padEnd(11)} ${c.Info} ${attrs}`;
   }).map((l) => `${l}\n`).join('');
 }

@@ -30,6 +30,10 @@ export interface Config {
   readonly logLevel: LevelWithSilent;
   readonly logFormat: LogFormat;
   readonly noBridge: boolean;
+  /** MTU of the bridge and the pods (WEAVE_MTU). */
+  readonly mtu: number;
+  /** MTU of the network between the nodes: it decides the sleeve's datagram size. */
+  readonly underlayMtu: number;
   readonly peers: readonly string[]; // host:port, normalised
   /** Seconds between TCP heartbeats; a connection silent for twice this long is closed. */
   readonly heartbeatInterval: number;
@@ -62,6 +66,8 @@ Flags:
                          WEAVE_METRICS_ADDR; empty: off)
   --no-discovery         connect only to the peers given, not to peers learned from gossip
   --no-bridge            control plane only: no bridge, no data path
+  --mtu N                MTU of the bridge and pods (default 1376, or WEAVE_MTU)
+  --underlay-mtu N       MTU of the network between nodes (default 1500)
   --log-level LEVEL      ${LOG_LEVELS.join(', ')} (default info)
   --log-format FORMAT    json, text or auto (default auto: text on a terminal, json otherwise)
   --ipalloc-range CIDR   the range pods get addresses from (default 10.32.0.0/12, or IPALLOC_RANGE)
@@ -84,6 +90,8 @@ const options = {
   'metrics-addr': { type: 'string' },
   'no-discovery': { type: 'boolean' },
   'no-bridge': { type: 'boolean' },
+  mtu: { type: 'string' },
+  'underlay-mtu': { type: 'string' },
   'log-level': { type: 'string' },
   'log-format': { type: 'string' },
   'heartbeat-interval': { type: 'string' },
@@ -152,6 +160,8 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Co
     ...(metricsAddr ? { metricsAddr } : {}),
     discovery: v['no-discovery'] !== true,
     noBridge: v['no-bridge'] === true,
+    mtu: intIn('--mtu', flagOrEnv(v.mtu, 'WEAVE_MTU'), 1376, 576, 65535),
+    underlayMtu: intIn('--underlay-mtu', v['underlay-mtu'], 1500, 576, 65535),
     logLevel: logLevel as LevelWithSilent,
     logFormat: logFormat as LogFormat,
     peers,

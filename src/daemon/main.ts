@@ -12,6 +12,9 @@ import { VERSION } from '../version.js';
 import { IpamService, IPAM_CHANNEL } from '../ipam/service.js';
 import { formatCidr } from '../net/ipv4.js';
 import { describeIpallocInit } from './config.js';
+import { DataPlane, BRIDGE_NAME, TAP_NAME } from '../dataplane/dataplane.js';
+import { EXPOSE_ID } from '../ipam/space.js';
+import type { Logger } from '../log/logger.js';
 
 function fail(message: string): never {
   process.stderr.write(`weaver: ${message}\n`);
@@ -47,8 +50,17 @@ async function main(): Promise<void> {
   log.info({ options: { ...shown, password: config.password !== undefined ? '<redacted>' : undefined } }, 'Command line options');
   log.info(config.password !== undefined ? 'Communication between peers via untrusted networks is encrypted.' : 'Communication between peers is unencrypted.');
   log.info({ nameSource: identity.source }, `Our name is ${identity.name}(${nickname})`);
+  let dataplane: DataPlane | undefined;
   if (!config.noBridge) {
-    log.warn('this build has no data path yet: running the control plane only (as with --no-bridge)');
+    try {
+      dataplane = await DataPlane.start({
+        self: identity.name, host: config.host, port: config.port, mtu: config.mtu,
+        underlayMtu: config.underlayMtu, range: config.ipallocRange, log: rootLog.child({ component: 'dataplane' }),
+      });
+    } catch (err) {
+      fail(`cannot set up the data path (bridge ${BRIDGE_NAME}, TAP ${TAP_NAME}, UDP ${config.port}): ${(err as Error).message}; use --no-bridge to run the control plane alone`);
+    }
+    log.info({ bridge: BRIDGE_NAME, tap: TAP_NAME, mtu: config.mtu }, `data path up: bridge ${BRIDGE_NAME} (mtu ${config.mtu}) with ${TAP_NAME}, sleeve on UDP ${config.port}`);
   }
 
   const router = new Router({
@@ -67,7 +79,13 @@ async function main(): Promise<void> {
     overlays: [],
     software: VERSION,
     log: rootLog,
+    ...(dataplane ? { overlay: dataplane } : {}),
   });
+  if (dataplane) {
+    const dp = dataplane;
+    dp.onLinkState = (peer, state) => router.setLinkState(peer, state);
+    router.onTopologyChange(() => dp.setRoutes(router.routes));
+  }
   const ipamLog = rootLog.child({ component: 'ipam' });
   let ipam: IpamService;
   try {
@@ -88,6 +106,7 @@ async function main(): Promise<void> {
     resolve: (text) => router.resolvePeer(text),
   });
   router.onTopologyChange(() => ipam.setReachable(router.reachablePeers()));
+  if (dataplane) void exposeBridge(ipam, dataplane, log);
 
   try {
     await router.start();
@@ -133,10 +152,25 @@ async function main(): Promise<void> {
       server?.closeAllConnections();
     }
     ipam.stop();
+    void dataplane?.stop();
     void router.stop().then(() => process.exit(0));
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+}
+
+/** Gives the bridge its own address from IPAM (weave:expose), retrying while IPAM is not ready. */
+async function exposeBridge(ipam: IpamService, dataplane: DataPlane, log: Logger): Promise<void> {
+  for (;;) {
+    const r = await ipam.allocate(EXPOSE_ID);
+    if (r.ok) {
+      await dataplane.setBridgeAddress(r.value);
+      log.info({ address: r.value }, `bridge ${BRIDGE_NAME} has address ${r.value} (weave:expose)`);
+      return;
+    }
+    log.info({ reason: r.error }, `bridge address not yet allocated: ${r.error}`);
+    await new Promise((res) => setTimeout(res, 1000));
+  }
 }
 
 main().catch((err: unknown) => {

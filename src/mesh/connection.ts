@@ -60,6 +60,10 @@ export class Connection {
   connectionUid?: bigint;
   protocolVersion?: number;
   established = false;
+  /** The data path's attributes once it is established (name, mtu). */
+  linkAttrs: Readonly<Record<string, string | number | boolean>> = {};
+  /** The session key, when the mesh has a password: the data path derives its keys from it. */
+  sessionKey?: Uint8Array;
   log: Logger;
 
   private stage: Stage = 'preamble';
@@ -151,6 +155,7 @@ export class Connection {
     checkEncryptionAgreement(this.keyPair ? { ...ours, publicKey: this.keyPair.publicKey } : ours, theirs);
     if (this.keyPair && theirs.publicKey) {
       const key = deriveSessionKey(this.keyPair, theirs.publicKey, this.options.password ?? '');
+      this.sessionKey = key;
       this.sealer = new MessageSealer(key, this.outbound);
       this.opener = new MessageOpener(key, this.outbound);
     }

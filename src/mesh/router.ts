@@ -15,9 +15,11 @@ import { PROTOCOL_MIN_VERSION, PROTOCOL_MAX_VERSION } from './preamble.js';
 import { ConnectionMakerCore } from './connection-maker.js';
 import { TopologyGossip, type Step } from './topology-gossip.js';
 import type { ConnectionSummary, Topology } from './topology.js';
+import type { Routes } from './routes.js';
 import { encodeTopologyMessage, decodeTopologyMessage, type TopologyMessage } from './topology-codec.js';
 import type { GossipChannel, GossipHandler } from './gossip-channel.js';
 import type { ConnectionReport, RouterStatus } from './status.js';
+import type { LinkState, Overlay } from './overlay.js';
 
 export const TOPOLOGY_CHANNEL = 'topology';
 /** Handshakes in progress at once; more are refused so that a flood cannot exhaust us. */
@@ -50,6 +52,8 @@ export interface RouterOptions {
   readonly log: Logger;
   readonly now?: () => number;
   readonly random?: () => number;
+  /** The data path; without one a connection is established as soon as both sides said Hello. */
+  readonly overlay?: Overlay;
 }
 
 export class Router {
@@ -155,6 +159,22 @@ export class Router {
       unicast: (dst, payload) => this.relayUnicast({ kind: 'unicast', channel: name, src: self, dst, payload }),
       neighbours: () => [...this.live.keys()],
     };
+  }
+
+  /** The data path's word on a connection: established (heartbeats answered) or not. */
+  setLinkState(peer: PeerName, state: LinkState): void {
+    const conn = this.live.get(peer);
+    if (!conn || conn.established === state.established) return;
+    conn.established = state.established;
+    conn.linkAttrs = state.attrs;
+    conn.log.info({ reason: state.reason }, state.established ? 'connection fully established' : `connection no longer established: ${state.reason}`);
+    this.localConnectionsChanged();
+    this.changed();
+  }
+
+  /** The routes the data path forwards by (established symmetric connections). */
+  get routes(): Routes {
+    return this.topology.routes;
   }
 
   /**
@@ -275,13 +295,20 @@ export class Router {
     const known = this.topology.topology.peers.get(hello.name);
     this.handshaking.delete(conn);
     this.live.set(hello.name, conn);
-    // Without a data path there is nothing more to wait for; the data plane will mark
-    // connections established itself once it has one.
-    conn.established = true;
+    // Without a data path there is nothing more to wait for; with one, its heartbeats decide.
+    conn.established = o.overlay === undefined;
     if (conn.outbound) this.maker.connected(conn.address, hello.name, this.now());
     conn.log.info(known === undefined ? 'connection added (new peer)' : known.uid === hello.uid ? 'connection added' : 'connection added (restarted peer)');
     this.newNeighbours.push(hello.name);
     this.localConnectionsChanged();
+    o.overlay?.connectionUp({
+      peer: hello.name,
+      remoteIp: parseHostPort(conn.address).host,
+      remotePort: hello.listenPort,
+      connectionUid: conn.connectionUid ?? 0n,
+      weDialled: conn.outbound,
+      ...(conn.sessionKey ? { sessionKey: conn.sessionKey } : {}),
+    });
     for (const h of this.channels.values()) h.onNeighbourUp?.(hello.name);
     return undefined;
   }
@@ -292,6 +319,7 @@ export class Router {
     const wasLive = name !== undefined && this.live.get(name) === conn;
     if (wasLive) {
       this.live.delete(name);
+      this.options.overlay?.connectionDown(name);
       this.terminationCount++;
       conn.log.info({ reason: error }, error ? `connection shutting down due to error: ${error}` : 'connection deleted');
       this.localConnectionsChanged();
@@ -466,8 +494,8 @@ export class Router {
         Address: c.address,
         Outbound: c.outbound,
         State: c.established ? 'established' : 'pending',
-        Info: `${o.password !== undefined ? `${c.encrypted ? 'encrypted' : 'unencrypted'}`.padEnd(11) + ' ' : ''}${'none'.padEnd(6)} ${c.remoteLabel}`,
-        Attrs: {},
+        Info: `${o.password !== undefined ? `${c.encrypted ? 'encrypted' : 'unencrypted'}`.padEnd(11) + ' ' : ''}${String(c.established ? c.linkAttrs.name ?? 'none' : 'none').padEnd(6)} ${c.remoteLabel}`,
+        Attrs: c.established ? c.linkAttrs : {},
       }));
     const targets: ConnectionReport[] = this.maker.status(connectedPeers).map((t) => ({
       Address: t.address,

@@ -1,0 +1,314 @@
+// The node's data plane: bridge `weave`, its TAP port `vethwe-tap`, and the sleeve on UDP 6783
+// (DESIGN §6). A shell around the pure parts: the forwarder decides where a frame goes, the
+// sleeve links pack and unpack it, the host plumbing keeps bridge and rules as configured.
+//
+// A captured frame meets, in order:
+//   1. the TAP reader (a Worker) hands [virtio_net_hdr][frame] to onCaptured;
+//   2. the forwarder learns its source MAC and picks next hops (unicast or the broadcast tree);
+//   3. each next hop's OutboundLink numbers, seals (with a password) and chunks it; one send each.
+// A datagram meets, in order:
+//   1. splitDatagram cuts it into chunks (UDP_GRO may have coalesced several);
+//   2. the chunk's connection UID picks the InboundLink, which reassembles, opens and checks replay;
+//   3. heartbeats are answered; frames go to the forwarder, which injects them into the TAP and/or
+//      relays them toward their destination peer.
+import type { Socket, RemoteInfo } from 'node:dgram';
+import type { Logger } from '../log/logger.js';
+import { peerNameFromNumber, peerNameToNumber, type PeerName } from '../net/peer-name.js';
+import type { Routes } from '../mesh/routes.js';
+import type { LinkState, Overlay, OverlayConnection as PeerLink } from '../mesh/overlay.js';
+import { TapDevice } from './tap/tap-device.js';
+import { VIRTIO_NET_HDR_LEN } from './tap/virtio-net-hdr.js';
+import { createOffloadUdpSocket } from './tap/udp-offload.js';
+import { Forwarder } from './forwarder/forwarder.js';
+import { frameMacs } from './forwarder/mac.js';
+import { describeForwarderEvent } from './forwarder/events.js';
+import { HostBridge } from './host/bridge.js';
+import { HostIptables } from './host/iptables.js';
+import { localRunner } from './host/runner.js';
+import { MessageKind, SleeveFormatError, chunkStride, overlayMtu, type Chunk } from './sleeve/header.js';
+import { splitDatagram } from './sleeve/chunker.js';
+import { OutboundLink } from './sleeve/outbound.js';
+import { InboundLink } from './sleeve/inbound.js';
+import { Reassembler } from './sleeve/reassembler.js';
+import { FrameOpener, FrameSealer, deriveFrameKeys } from './sleeve/frame-crypto.js';
+import { formatCidr, type Cidr } from '../net/ipv4.js';
+
+export const BRIDGE_NAME = 'weave';
+export const TAP_NAME = 'vethwe-tap';
+const FAST_HEARTBEAT_MS = 500;
+const SLOW_HEARTBEAT_MS = 10_000;
+/** Silence on the sleeve for this long and the link is no longer established (Weave: 60 s). */
+const HEARTBEAT_TIMEOUT_MS = 60_000;
+const REPAIR_INTERVAL_MS = 10_000;
+const SOCKET_BUFFER_BYTES = 4 * 1024 * 1024;
+const EMPTY = new Uint8Array(0);
+
+export interface DataPlaneOptions {
+  readonly self: PeerName;
+  /** Address the sleeve's UDP socket binds ('' = all). */
+  readonly host: string;
+  readonly port: number;
+  /** Overlay MTU of the bridge and pods (WEAVE_MTU). */
+  readonly mtu: number;
+  /** The underlay's MTU, which decides the chunk size on the wire. */
+  readonly underlayMtu: number;
+  readonly range: Cidr;
+  readonly log: Logger;
+  readonly now?: () => number;
+}
+
+
+interface Link {
+  readonly info: PeerLink;
+  readonly out: OutboundLink;
+  readonly in: InboundLink;
+  established: boolean;
+  lastHeard: number;
+  timer?: NodeJS.Timeout;
+}
+
+export class DataPlane implements Overlay {
+  readonly stats = { captured: 0, injected: 0, sent: 0, received: 0, dropped: 0, malformed: 0, unknownConnection: 0 };
+  private readonly log: Logger;
+  private readonly now: () => number;
+  private readonly forwarder: Forwarder;
+  private readonly reassembler = new Reassembler();
+  private readonly links = new Map<PeerName, Link>();
+  private readonly byUid = new Map<bigint, Link>();
+  private readonly stride: number;
+  private bridge: HostBridge;
+  private repairTimer?: NodeJS.Timeout;
+  private stopped = false;
+  /** Told when a link becomes established or stops being so. */
+  onLinkState?: (peer: PeerName, state: LinkState) => void;
+
+  private constructor(
+    private readonly options: DataPlaneOptions,
+    private readonly tap: TapDevice,
+    private readonly socket: Socket,
+    private readonly iptables: HostIptables,
+  ) {
+    this.log = options.log;
+    this.now = options.now ?? Date.now;
+    this.stride = chunkStride(options.underlayMtu);
+    this.forwarder = new Forwarder({ self: options.self, routes: { unicast: new Map(), broadcast: () => [] } });
+    this.bridge = new HostBridge(localRunner(), { name: BRIDGE_NAME, mtu: options.mtu, port: TAP_NAME });
+  }
+
+  /** Creates the TAP, the bridge, the rules and the sleeve socket. Rejects with a clear message. */
+  static async start(options: DataPlaneOptions): Promise<DataPlane> {
+    const tap = await TapDevice.open({ name: TAP_NAME, vnetHdr: true, offloads: true });
+    let udp;
+    try {
+      udp = await createOffloadUdpSocket({
+        address: options.host || '0.0.0.0', port: options.port, gro: true,
+        segmentSize: chunkStride(options.underlayMtu),
+        recvBufferSize: SOCKET_BUFFER_BYTES, sendBufferSize: SOCKET_BUFFER_BYTES,
+      });
+    } catch (err) {
+      await tap.close();
+      throw err;
+    }
+    const iptables = await HostIptables.create(localRunner(), { range: formatCidr(options.range), bridge: BRIDGE_NAME });
+    const dp = new DataPlane(options, tap, udp.socket, iptables);
+    await dp.repair('initial setup');
+    tap.onError((err) => dp.log.error({ err }, 'TAP reader failed'));
+    tap.onFrames((packet) => dp.onCaptured(packet));
+    udp.socket.on('message', (msg, rinfo) => dp.onDatagram(msg, rinfo));
+    udp.socket.on('error', (err) => dp.log.error({ err }, 'sleeve socket error'));
+    dp.repairTimer = setInterval(() => void dp.repair('periodic check'), REPAIR_INTERVAL_MS);
+    dp.repairTimer.unref();
+    return dp;
+  }
+
+  /** The bridge's own address from IPAM (weave:expose): the pods' gateway. */
+  async setBridgeAddress(cidr: string): Promise<void> {
+    this.bridge = new HostBridge(localRunner(), { name: BRIDGE_NAME, mtu: this.options.mtu, port: TAP_NAME, address: cidr });
+    await this.repair(`bridge address ${cidr}`);
+  }
+
+  setRoutes(routes: Routes): void {
+    this.forwarder.setRoutes(routes);
+  }
+
+  /** A mesh connection is up: start heartbeats on the sleeve. */
+  connectionUp(info: PeerLink): void {
+    this.connectionDown(info.peer);
+    let sealer: FrameSealer | undefined;
+    let opener: FrameOpener | undefined;
+    if (info.sessionKey) {
+      const keys = deriveFrameKeys(info.sessionKey, info.connectionUid, info.weDialled);
+      sealer = new FrameSealer(keys.send, info.weDialled);
+      opener = new FrameOpener(keys.receive, !info.weDialled);
+    }
+    const link: Link = {
+      info,
+      out: new OutboundLink({ connectionUid: info.connectionUid, weDialled: info.weDialled, stride: this.stride, ...(sealer ? { sealer } : {}) }),
+      in: new InboundLink({ connectionUid: info.connectionUid, weDialled: info.weDialled, reassembler: this.reassembler, ...(opener ? { opener } : {}) }),
+      established: false,
+      lastHeard: this.now(),
+    };
+    this.links.set(info.peer, link);
+    this.byUid.set(info.connectionUid, link);
+    this.scheduleHeartbeat(link, 0);
+  }
+
+  connectionDown(peer: PeerName): void {
+    const link = this.links.get(peer);
+    if (!link) return;
+    clearTimeout(link.timer);
+    this.links.delete(peer);
+    this.byUid.delete(link.info.connectionUid);
+    this.reassembler.forgetSender(link.info.connectionUid);
+    const gone = this.forwarder.peerGone(peer);
+    if (gone > 0) this.log.debug({ peer, macs: gone }, 'forgot the MACs of a peer');
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.repairTimer);
+    for (const peer of [...this.links.keys()]) this.connectionDown(peer);
+    this.socket.close();
+    await this.tap.close();
+  }
+
+  /** Keeps bridge and rules as configured; logs what had to be fixed. */
+  private async repair(why: string): Promise<void> {
+    if (this.stopped) return;
+    try {
+      const bridge = await this.bridge.ensure();
+      if (bridge.fixed.length > 0) this.log.info({ fixed: bridge.fixed, why }, `bridge repaired: ${bridge.fixed.join('; ')}`);
+      for (const w of bridge.warnings) this.log.warn({ why }, w);
+      for (const u of bridge.unfixable) this.log.error({ why }, `bridge problem: ${u}`);
+      const rules = await this.iptables.ensure();
+      if (rules.length > 0) this.log.info({ fixed: rules, why }, `iptables rules repaired: ${rules.join('; ')}`);
+    } catch (err) {
+      this.log.error({ err, why }, 'cannot set up the bridge or the iptables rules');
+      if (why === 'initial setup') throw err;
+    }
+  }
+
+  // ---- frames from our pods ----
+
+  private onCaptured(packet: Uint8Array): void {
+    this.stats.captured++;
+    if (packet.length < VIRTIO_NET_HDR_LEN + 14) return;
+    const decision = this.forwarder.onCaptured(frameMacs(packet, VIRTIO_NET_HDR_LEN), this.now());
+    this.logEvents(decision.events);
+    for (const send of decision.sends) this.sendFrame(send.nextHop, send.srcPeer, send.dstPeer, packet);
+    if (decision.sends.length === 0) this.stats.dropped++;
+  }
+
+  private sendFrame(nextHop: PeerName, srcPeer: PeerName, dstPeer: PeerName, packet: Uint8Array): void {
+    const link = this.links.get(nextHop);
+    if (!link || !link.established) {
+      this.stats.dropped++;
+      return;
+    }
+    this.send(link, MessageKind.Frame, packet, true, srcPeer, dstPeer);
+  }
+
+  private send(link: Link, kind: MessageKind, body: Uint8Array, vnetHdr: boolean, src: PeerName = this.options.self, dst: PeerName = link.info.peer): void {
+    let buffers: Buffer[];
+    try {
+      buffers = link.out.pack({ kind, srcPeer: peerNameToNumber(src), dstPeer: peerNameToNumber(dst), vnetHdr, body });
+    } catch (err) {
+      this.stats.dropped++;
+      this.log.warn({ peer: link.info.peer, err: (err as Error).message }, 'cannot send on the sleeve');
+      return;
+    }
+    for (const b of buffers) {
+      this.socket.send(b, link.info.remotePort, link.info.remoteIp);
+      this.stats.sent++;
+    }
+  }
+
+  // ---- datagrams from peers ----
+
+  private onDatagram(msg: Buffer, rinfo: RemoteInfo): void {
+    const now = this.now();
+    for (const chunk of splitDatagram(msg)) {
+      if (chunk instanceof SleeveFormatError) {
+        this.countMalformed(rinfo, chunk.reason);
+        continue;
+      }
+      this.onChunk(chunk, now);
+    }
+  }
+
+  private onChunk(chunk: Chunk, now: number): void {
+    const link = this.byUid.get(chunk.connectionUid);
+    if (!link) {
+      this.stats.unknownConnection++;
+      return;
+    }
+    const result = link.in.accept(chunk, now);
+    if (result.status === 'pending') return;
+    if (result.status === 'dropped') {
+      this.stats.dropped++;
+      return;
+    }
+    this.stats.received++;
+    link.lastHeard = now;
+    const m = result.message;
+    switch (m.kind) {
+      case MessageKind.Heartbeat:
+        this.send(link, MessageKind.HeartbeatAck, EMPTY, false);
+        return;
+      case MessageKind.HeartbeatAck:
+        if (!link.established) this.setEstablished(link, true, 'heartbeat answered');
+        return;
+      case MessageKind.Frame:
+        this.onFrame(link, m.body, peerNameFromNumber(m.srcPeer), peerNameFromNumber(m.dstPeer), now);
+        return;
+    }
+  }
+
+  private onFrame(link: Link, packet: Uint8Array, srcPeer: PeerName, dstPeer: PeerName, now: number): void {
+    if (packet.length < VIRTIO_NET_HDR_LEN + 14) return;
+    const decision = this.forwarder.onReceived(frameMacs(packet, VIRTIO_NET_HDR_LEN), { srcPeer, dstPeer }, link.info.peer, now);
+    this.logEvents(decision.events);
+    if (decision.inject) {
+      if (this.tap.write(packet)) this.stats.injected++;
+      else this.stats.dropped++;
+    }
+    for (const send of decision.sends) this.sendFrame(send.nextHop, send.srcPeer, send.dstPeer, packet);
+  }
+
+  // ---- heartbeats ----
+
+  private scheduleHeartbeat(link: Link, delay: number): void {
+    clearTimeout(link.timer);
+    link.timer = setTimeout(() => {
+      if (this.stopped || this.links.get(link.info.peer) !== link) return;
+      if (link.established && this.now() - link.lastHeard > HEARTBEAT_TIMEOUT_MS) {
+        this.setEstablished(link, false, `timed out waiting for UDP heartbeat (${HEARTBEAT_TIMEOUT_MS / 1000} s)`);
+      }
+      this.send(link, MessageKind.Heartbeat, EMPTY, false);
+      this.scheduleHeartbeat(link, link.established ? SLOW_HEARTBEAT_MS : FAST_HEARTBEAT_MS);
+    }, delay);
+    link.timer.unref();
+  }
+
+  private setEstablished(link: Link, established: boolean, reason: string): void {
+    link.established = established;
+    const mtu = overlayMtu(this.options.underlayMtu, { encrypted: link.info.sessionKey !== undefined });
+    this.log.info({ peer: link.info.peer, reason, mtu }, established ? `sleeve connection established (${reason}); mtu=${mtu}` : `sleeve connection lost: ${reason}`);
+    this.onLinkState?.(link.info.peer, { established, reason, attrs: { name: 'sleeve', mtu } });
+  }
+
+  private logEvents(events: readonly Parameters<typeof describeForwarderEvent>[0][]): void {
+    for (const e of events) this.log.info({ event: e.kind }, describeForwarderEvent(e));
+  }
+
+  private malformedLogged = 0;
+
+  private countMalformed(rinfo: RemoteInfo, reason: string): void {
+    this.stats.malformed++;
+    // Once per power of ten, so a flood of garbage cannot flood the log.
+    if (this.stats.malformed >= 10 ** this.malformedLogged) {
+      this.malformedLogged++;
+      this.log.warn({ from: `${rinfo.address}:${rinfo.port}`, reason, total: this.stats.malformed }, `dropped malformed sleeve datagrams (${this.stats.malformed} so far)`);
+    }
+  }
+}
