@@ -20,11 +20,14 @@ t.test('metrics: connections, terminations, addresses, unreachable space, proces
   await waitFor('connected', async () => ((await a.report()).Router.Peers.length === 2 ? true : undefined));
   for (const id of ['x', 'y', 'z']) t.equal((await a.call('POST', `/ip/${id}`)).status, 200);
 
-  let m = await scrape(a);
+  // IPAM hears of reachability changes a moment after the topology.
+  let m = await waitFor('b reachable for IPAM', async () => {
+    const s = await scrape(a);
+    return s.get('weave_ipam_unreachable_count')?.[0]?.value === 0 ? s : undefined;
+  });
   t.same(m.get('weave_connections'), [{ value: 1, labels: { state: 'established', type: 'unknown', encryption: '' } }]);
   t.same(m.get('weave_ips'), [{ value: 3, labels: { state: 'local-used' } }]);
   t.same(m.get('weave_max_ips'), [{ value: 65536, labels: {} }]);
-  t.same(m.get('weave_ipam_unreachable_count'), [{ value: 0, labels: {} }]);
   t.equal(m.get('weave_connection_terminations_total')?.[0]?.value, 0);
   t.ok((m.get('process_resident_memory_bytes')?.[0]?.value ?? 0) > 0, 'process metrics');
 
