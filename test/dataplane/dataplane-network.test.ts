@@ -1,75 +1,79 @@
-// The data path end to end: three nodes as network namespaces, a real daemon in each with its
-// bridge, TAP and sleeve, pods attached to the bridges with addresses from IPAM, real traffic.
+// The data path end to end: nodes as network namespaces, a real daemon in each with its bridge,
+// TAP and sleeve, pods attached to the bridges with addresses from IPAM, real traffic.
 import t from 'tap';
-import { fileURLToPath } from 'node:url';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { LocalCluster, type ClusterNode, type Pod } from '../../src/cluster/cluster.js';
-import { sweep } from '../../src/cluster/netns.js';
-import { WEAVER, WEAVE_CLI, waitFor, nameForIp } from '../lib/weaver.js';
+import { OverlayCluster, podIp } from '../lib/overlay-cluster.js';
+import { repliesBySource } from '../../src/cluster/ping.js';
+import { waitFor } from '../lib/weaver.js';
 
-const HTTP_CALL = fileURLToPath(new URL('../lib/http-call.js', import.meta.url));
-const PREFIX = 'wtd';
+t.test('pods on three nodes reach each other across the overlay; broadcast once; hosts reach pods; kill -9 and back', async (t) => {
+  const oc = await OverlayCluster.start(t, { prefix: 'wtd', nodes: 3, net: 12 });
+  const [n1, n2, n3] = oc.nodes as [typeof oc.nodes[0], typeof oc.nodes[0], typeof oc.nodes[0]];
+  await oc.established();
+  const text = await oc.weave(n1, 'status', 'connections');
+  t.match(text, /^(->|<-) 172\.31\.12\.\d+:\d+ +established sleeve +[0-9a-f:]{17}\(\S+\) mtu=1412$/m, 'status shows sleeve and mtu');
 
-async function call(node: ClusterNode, method: string, path: string): Promise<{ status: number; body: string }> {
-  const r = await node.exec([process.execPath, HTTP_CALL, method, `http://127.0.0.1:6784${path}`], { timeoutMs: 40_000 });
-  const nl = r.stdout.indexOf('\n');
-  return { status: Number(r.stdout.slice(0, nl)), body: r.stdout.slice(nl + 1) };
-}
-
-async function weave(node: ClusterNode, ...args: string[]): Promise<string> {
-  return (await node.exec([process.execPath, WEAVE_CLI, ...args], { timeoutMs: 20_000 })).stdout;
-}
-
-t.before(() => sweep(PREFIX));
-
-t.test('pods on three nodes reach each other across the overlay, and the hosts reach their pods', async (t) => {
-  const cluster = await LocalCluster.create({ prefix: PREFIX, nodes: 3, underlaySubnet: '172.31.12.0/24' });
-  const state = mkdtempSync(join(tmpdir(), 'weft-dataplane-'));
-  t.teardown(async () => {
-    await cluster.destroy();
-    rmSync(state, { recursive: true, force: true });
-  });
-  const nodes = cluster.nodes as ClusterNode[];
-  const [n1] = nodes as [ClusterNode];
-  for (const node of nodes) {
-    node.spawn([process.execPath, WEAVER, '--name', nameForIp(`127.0.12.${node.index}`), '--nickname', node.name,
-      '--host', node.underlayIp, '--metrics-addr', `${node.underlayIp}:6782`, '--db-prefix', join(state, `${node.name}-`),
-      '--log-format', 'json', '--heartbeat-interval', '1', '--gossip-interval', '1', '--ipalloc-init', 'consensus=3',
-      ...(node === n1 ? [] : [n1.underlayIp])]);
-  }
-  const gateways = new Map<ClusterNode, string>();
-  for (const node of nodes) {
-    const expose = await waitFor(`${node.name} bridge address`, async () => {
-      const r = await call(node, 'GET', '/ip/weave:expose');
-      return r.status === 200 ? r.body : undefined;
-    }, 40_000);
-    gateways.set(node, expose.split('/')[0]!);
-  }
-  await waitFor('sleeve established everywhere', async () => {
-    const outs = await Promise.all(nodes.map((n) => weave(n, 'status', 'connections')));
-    return outs.every((o) => (o.match(/established sleeve /g) ?? []).length === 2) ? outs : undefined;
-  }, 30_000);
-  const text = await weave(n1, 'status', 'connections');
-  t.match(text, /^(->|<-) 172\.31\.12\.\d+:6783 +established sleeve +[0-9a-f:]{17}\(\S+\) mtu=1412$/m, 'status shows sleeve and mtu');
-
-  const pods: Pod[] = [];
-  for (const node of nodes) {
-    const r = await call(node, 'POST', `/ip/pod-${node.index}`);
-    t.equal(r.status, 200);
-    pods.push(await cluster.addPod(node, { name: 'p', ip: r.body, gateway: gateways.get(node)!, bridge: 'weave', mtu: 1376 }));
-  }
-  const [p1, p2, p3] = pods as [Pod, Pod, Pod];
-  const ipOf = (p: Pod): string => p.ip!.split('/')[0]!;
-  for (const [from, to] of [[p1, p2], [p2, p3], [p3, p1]] as const) {
-    const stats = await from.ping(ipOf(to), { count: 5, intervalS: 0.2, waitS: 2 });
+  const p1 = await oc.addPod(n1, 'a');
+  const p1b = await oc.addPod(n1, 'b');
+  const p2 = await oc.addPod(n2, 'a');
+  const p3 = await oc.addPod(n3, 'a');
+  for (const [from, to] of [[p1, p2], [p2, p3], [p3, p1], [p1, p1b]] as const) {
+    const stats = await from.ping(podIp(to), { count: 5, intervalS: 0.2, waitS: 2 });
     t.ok(stats.received >= 4, `${from.ns} -> ${to.ns}: ${stats.received}/5 replies`);
   }
-  for (const [i, node] of nodes.entries()) {
-    const stats = await node.ping(ipOf(pods[i]!), { count: 3 });
-    t.equal(stats.received, 3, `${node.name} reaches its pod through the bridge address`);
+  for (const [node, pod] of [[n1, p1], [n2, p2], [n3, p3]] as const) {
+    t.equal((await node.ping(podIp(pod), { count: 3 })).received, 3, `${node.name} reaches its pod through the bridge address`);
   }
-  const transfer = await p1.tcpTransferTo(p3, ipOf(p3), 8 * 1024 * 1024);
+  const transfer = await p1.tcpTransferTo(p3, podIp(p3), 8 * 1024 * 1024);
   t.ok(transfer.intact, `TCP across the overlay arrives intact (${transfer.mbitPerSecond.toFixed(0)} Mbit/s)`);
+
+  // A broadcast ping: every other pod answers each request exactly once (no loops, no copies).
+  for (const p of [p1b, p2, p3]) {
+    await p.sysctl('net.ipv4.icmp_echo_ignore_broadcasts', '0');
+    await p.ping(podIp(p1), { count: 1 }); // so the replies need no ARP first
+  }
+  // ping -b stops once it has a reply to its last request, often before the remote pods' replies
+  // to that one arrive: so every pod must answer all but possibly the last, and none twice.
+  const bcast = await p1.ping('10.47.255.255', { count: 5, intervalS: 0.3, waitS: 2, broadcast: true });
+  t.comment(`broadcast replies: ${JSON.stringify(bcast.replies.map((r) => [r.from, r.seq]))}`);
+  const pairs = bcast.replies.map((r) => `${r.from}#${r.seq}`);
+  t.equal(new Set(pairs).size, pairs.length, 'no pod answered a broadcast twice');
+  const bySource = repliesBySource(bcast);
+  for (const p of [p1b, p2, p3]) t.ok((bySource.get(podIp(p)) ?? 0) >= 4, `${p.ns} answered the broadcasts (${bySource.get(podIp(p)) ?? 0}/5)`);
+
+  // kill -9 the daemon of node 2; restarted, it rebuilds its TAP and traffic flows again.
+  oc.daemons.get(n2)!.kill('SIGKILL');
+  await waitFor('daemon gone', async () => ((await oc.call(n2, 'GET', '/status')).status === 0 ? true : undefined));
+  t.equal((await p1.ping(podIp(p2), { count: 2, waitS: 1 })).received, 0, 'no traffic while the daemon is down');
+  oc.startDaemon(n2);
+  await oc.established(undefined, 40_000);
+  await waitFor('traffic resumes', async () => ((await p1.ping(podIp(p2), { count: 2, intervalS: 0.2, waitS: 1 })).received > 0 ? true : undefined), 30_000);
+  t.pass('traffic resumed after the restart');
+});
+
+t.test('a line with --conn-limit 1 at the ends: pods at the ends talk through the middle node', async (t) => {
+  const oc = await OverlayCluster.start(t, {
+    prefix: 'wtl', nodes: 3, net: 13,
+    // node 2 is the middle: 1 and 3 are told only about it, and may hold one connection each.
+    argsFor: (i) => (i === 2 ? [] : ['--conn-limit', '1']),
+    peersFor: (i, c) => (i === 2 ? [] : [c.nodes[1]!.underlayIp]),
+  });
+  const [n1, n2, n3] = oc.nodes as [typeof oc.nodes[0], typeof oc.nodes[0], typeof oc.nodes[0]];
+  await oc.established((n) => (n === n2 ? 2 : 1));
+  const p1 = await oc.addPod(n1, 'a');
+  const p3 = await oc.addPod(n3, 'a');
+  const stats = await p1.ping(podIp(p3), { count: 5, intervalS: 0.2, waitS: 2 });
+  t.ok(stats.received >= 4, `end to end through the middle: ${stats.received}/5`);
+  t.notMatch(await oc.weave(n1, 'status', 'connections'), /n3/, 'no direct connection between the ends');
+});
+
+t.test('an encrypted mesh carries traffic', async (t) => {
+  const oc = await OverlayCluster.start(t, { prefix: 'wte', nodes: 2, net: 14, password: 'correct horse battery staple' });
+  const [n1, n2] = oc.nodes as [typeof oc.nodes[0], typeof oc.nodes[0]];
+  await oc.established();
+  t.match(await oc.weave(n1, 'status', 'connections'), /established encrypted +sleeve .* mtu=1396$/m, 'encrypted sleeve, smaller mtu');
+  const p1 = await oc.addPod(n1, 'a');
+  const p2 = await oc.addPod(n2, 'a');
+  t.ok((await p1.ping(podIp(p2), { count: 5, intervalS: 0.2, waitS: 2 })).received >= 4, 'ping through the encrypted sleeve');
+  const transfer = await p1.tcpTransferTo(p2, podIp(p2), 8 * 1024 * 1024);
+  t.ok(transfer.intact, `TCP through the encrypted sleeve arrives intact (${transfer.mbitPerSecond.toFixed(0)} Mbit/s)`);
 });
