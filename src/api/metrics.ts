@@ -4,9 +4,16 @@ import { Registry, Gauge, Counter, collectDefaultMetrics } from 'prom-client';
 import type { RouterStatus } from '../mesh/status.js';
 import type { IpamCounts } from '../ipam/service.js';
 
+/** The data path's counters (src/dataplane/dataplane.ts). */
+export interface DataPathCounters {
+  readonly stats: Readonly<Record<string, number>>;
+  readonly drops: ReadonlyMap<string, number>;
+}
+
 export interface MetricsSource {
   routerStatus(): RouterStatus;
   ipamCounts?(): IpamCounts;
+  dataPath?(): DataPathCounters;
 }
 
 export function createMetrics(source: MetricsSource): Registry {
@@ -59,6 +66,29 @@ export function createMetrics(source: MetricsSource): Registry {
     gauge('weave_ipam_unreachable_percentage', 'Percentage of the IP range owned by unreachable peers.', (c) => c.unreachablePercentage);
     gauge('weave_ipam_pending_allocates', 'Allocations waiting for consensus or space.', (c) => c.pendingAllocates);
     gauge('weave_ipam_pending_claims', 'Claims waiting for an answer.', (c) => c.pendingClaims);
+  }
+  if (source.dataPath) {
+    const counters = source.dataPath.bind(source);
+    const counter = (name: string, help: string, labelName: string, read: (c: DataPathCounters) => Iterable<[string, number]>): void => {
+      // Counters read from the data path's own totals at scrape time.
+      const last = new Map<string, number>();
+      new Counter({
+        name,
+        help,
+        labelNames: [labelName],
+        registers: [registry],
+        collect() {
+          for (const [label, value] of read(counters())) {
+            const before = last.get(label) ?? 0;
+            if (value > before) this.inc({ [labelName]: label }, value - before);
+            last.set(label, value);
+          }
+        },
+      });
+    };
+    counter('weave_sleeve_packets_total', 'Frames and datagrams through the sleeve data path.', 'what', (c) =>
+      Object.entries(c.stats).filter(([k]) => ['captured', 'injected', 'sent', 'received'].includes(k)));
+    counter('weave_sleeve_dropped_total', 'Frames and datagrams the sleeve data path dropped, by reason.', 'reason', (c) => c.drops);
   }
   return registry;
 }

@@ -120,7 +120,11 @@ async function main(): Promise<void> {
     connect: (peers, replace) => router.connect(peers, replace),
     forget: (peers) => router.forget(peers),
     ipam,
-    metrics: createMetrics({ routerStatus: () => router.status(), ipamCounts: () => ipam.counts() }),
+    metrics: createMetrics({
+      routerStatus: () => router.status(),
+      ipamCounts: () => ipam.counts(),
+      ...(dataplane ? { dataPath: () => dataplane!.counters() } : {}),
+    }),
   };
   const apiLog = rootLog.child({ component: 'api' });
   const api = createApiServer(backend, apiLog);

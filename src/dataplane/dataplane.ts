@@ -27,7 +27,7 @@ import { HostIptables } from './host/iptables.js';
 import { localRunner } from './host/runner.js';
 import { MessageKind, SleeveFormatError, chunkStride, overlayMtu, type Chunk } from './sleeve/header.js';
 import { splitDatagram } from './sleeve/chunker.js';
-import { OutboundLink } from './sleeve/outbound.js';
+import { OutboundLink, singleChunkBody } from './sleeve/outbound.js';
 import { InboundLink } from './sleeve/inbound.js';
 import { Reassembler } from './sleeve/reassembler.js';
 import { FrameOpener, FrameSealer, deriveFrameKeys } from './sleeve/frame-crypto.js';
@@ -41,7 +41,8 @@ const SLOW_HEARTBEAT_MS = 10_000;
 const HEARTBEAT_TIMEOUT_MS = 60_000;
 const REPAIR_INTERVAL_MS = 10_000;
 const SOCKET_BUFFER_BYTES = 4 * 1024 * 1024;
-const EMPTY = new Uint8Array(0);
+/** Heartbeats unanswered this long get one log line with the likely causes. */
+const UNANSWERED_WARNING_MS = 10_000;
 
 export interface DataPlaneOptions {
   readonly self: PeerName;
@@ -64,11 +65,15 @@ interface Link {
   readonly in: InboundLink;
   established: boolean;
   lastHeard: number;
+  since: number;
+  warned: boolean;
   timer?: NodeJS.Timeout;
 }
 
 export class DataPlane implements Overlay {
-  readonly stats = { captured: 0, injected: 0, sent: 0, received: 0, dropped: 0, malformed: 0, unknownConnection: 0 };
+  readonly stats = { captured: 0, injected: 0, sent: 0, sendErrors: 0, received: 0, dropped: 0, malformed: 0, unknownConnection: 0 };
+  /** Datagrams and frames dropped, by reason (sleeve refusals such as 'replay' or 'authentication' too). */
+  readonly drops = new Map<string, number>();
   private readonly log: Logger;
   private readonly now: () => number;
   private readonly forwarder: Forwarder;
@@ -101,7 +106,7 @@ export class DataPlane implements Overlay {
     let udp;
     try {
       udp = await createOffloadUdpSocket({
-        address: options.host || '0.0.0.0', port: options.port, gro: true,
+        address: options.host || '0.0.0.0', port: options.port, gro: true, dontFragment: true,
         segmentSize: chunkStride(options.underlayMtu),
         recvBufferSize: SOCKET_BUFFER_BYTES, sendBufferSize: SOCKET_BUFFER_BYTES,
       });
@@ -119,6 +124,11 @@ export class DataPlane implements Overlay {
     dp.repairTimer = setInterval(() => void dp.repair('periodic check'), REPAIR_INTERVAL_MS);
     dp.repairTimer.unref();
     return dp;
+  }
+
+  /** For the metrics endpoint. */
+  counters(): { stats: Readonly<Record<string, number>>; drops: ReadonlyMap<string, number> } {
+    return { stats: this.stats, drops: this.drops };
   }
 
   /** The bridge's own address from IPAM (weave:expose): the pods' gateway. */
@@ -147,6 +157,8 @@ export class DataPlane implements Overlay {
       in: new InboundLink({ connectionUid: info.connectionUid, weDialled: info.weDialled, reassembler: this.reassembler, ...(opener ? { opener } : {}) }),
       established: false,
       lastHeard: this.now(),
+      since: this.now(),
+      warned: false,
     };
     this.links.set(info.peer, link);
     this.byUid.set(info.connectionUid, link);
@@ -196,13 +208,13 @@ export class DataPlane implements Overlay {
     const decision = this.forwarder.onCaptured(frameMacs(packet, VIRTIO_NET_HDR_LEN), this.now());
     this.logEvents(decision.events);
     for (const send of decision.sends) this.sendFrame(send.nextHop, send.srcPeer, send.dstPeer, packet);
-    if (decision.sends.length === 0) this.stats.dropped++;
+    if (decision.dropped !== undefined) this.drop(decision.dropped);
   }
 
   private sendFrame(nextHop: PeerName, srcPeer: PeerName, dstPeer: PeerName, packet: Uint8Array): void {
     const link = this.links.get(nextHop);
     if (!link || !link.established) {
-      this.stats.dropped++;
+      this.drop('no-established-link');
       return;
     }
     this.send(link, MessageKind.Frame, packet, true, srcPeer, dstPeer);
@@ -213,12 +225,14 @@ export class DataPlane implements Overlay {
     try {
       buffers = link.out.pack({ kind, srcPeer: peerNameToNumber(src), dstPeer: peerNameToNumber(dst), vnetHdr, body });
     } catch (err) {
-      this.stats.dropped++;
+      this.drop('cannot-pack');
       this.log.warn({ peer: link.info.peer, err: (err as Error).message }, 'cannot send on the sleeve');
       return;
     }
     for (const b of buffers) {
-      this.socket.send(b, link.info.remotePort, link.info.remoteIp);
+      this.socket.send(b, link.info.remotePort, link.info.remoteIp, (err) => {
+        if (err) this.countSendError(link, err);
+      });
       this.stats.sent++;
     }
   }
@@ -240,12 +254,13 @@ export class DataPlane implements Overlay {
     const link = this.byUid.get(chunk.connectionUid);
     if (!link) {
       this.stats.unknownConnection++;
+      this.drop('unknown-connection');
       return;
     }
     const result = link.in.accept(chunk, now);
     if (result.status === 'pending') return;
     if (result.status === 'dropped') {
-      this.stats.dropped++;
+      this.drop(result.reason);
       return;
     }
     this.stats.received++;
@@ -253,7 +268,7 @@ export class DataPlane implements Overlay {
     const m = result.message;
     switch (m.kind) {
       case MessageKind.Heartbeat:
-        this.send(link, MessageKind.HeartbeatAck, EMPTY, false);
+        this.send(link, MessageKind.HeartbeatAck, this.heartbeatBody(link), false);
         return;
       case MessageKind.HeartbeatAck:
         if (!link.established) this.setEstablished(link, true, 'heartbeat answered');
@@ -270,7 +285,7 @@ export class DataPlane implements Overlay {
     this.logEvents(decision.events);
     if (decision.inject) {
       if (this.tap.write(packet)) this.stats.injected++;
-      else this.stats.dropped++;
+      else this.drop('tap-write');
     }
     for (const send of decision.sends) this.sendFrame(send.nextHop, send.srcPeer, send.dstPeer, packet);
   }
@@ -284,10 +299,20 @@ export class DataPlane implements Overlay {
       if (link.established && this.now() - link.lastHeard > HEARTBEAT_TIMEOUT_MS) {
         this.setEstablished(link, false, `timed out waiting for UDP heartbeat (${HEARTBEAT_TIMEOUT_MS / 1000} s)`);
       }
-      this.send(link, MessageKind.Heartbeat, EMPTY, false);
+      if (!link.established && !link.warned && this.now() - link.since > UNANSWERED_WARNING_MS) {
+        link.warned = true;
+        this.log.warn({ peer: link.info.peer, to: `${link.info.remoteIp}:${link.info.remotePort}`, size: this.stride },
+          `sleeve heartbeats to ${link.info.peer} unanswered for ${UNANSWERED_WARNING_MS / 1000} s: is UDP ${link.info.remotePort} blocked, or is the path MTU below ${this.options.underlayMtu} (--underlay-mtu)?`);
+      }
+      // Full-size and never fragmented: an answered heartbeat verifies the path MTU as well.
+      this.send(link, MessageKind.Heartbeat, this.heartbeatBody(link), false);
       this.scheduleHeartbeat(link, link.established ? SLOW_HEARTBEAT_MS : FAST_HEARTBEAT_MS);
     }, delay);
     link.timer.unref();
+  }
+
+  private heartbeatBody(link: Link): Uint8Array {
+    return new Uint8Array(singleChunkBody(this.stride, link.info.sessionKey !== undefined));
   }
 
   private setEstablished(link: Link, established: boolean, reason: string): void {
@@ -301,10 +326,26 @@ export class DataPlane implements Overlay {
     for (const e of events) this.log.info({ event: e.kind }, describeForwarderEvent(e));
   }
 
+  private drop(reason: string): void {
+    this.stats.dropped++;
+    this.drops.set(reason, (this.drops.get(reason) ?? 0) + 1);
+  }
+
+  private sendErrorsLogged = 0;
+
+  private countSendError(link: Link, err: Error): void {
+    this.stats.sendErrors++;
+    if (this.stats.sendErrors >= 10 ** this.sendErrorsLogged) {
+      this.sendErrorsLogged++;
+      this.log.warn({ peer: link.info.peer, err: err.message, total: this.stats.sendErrors }, `sleeve send failed (${this.stats.sendErrors} so far): ${err.message}`);
+    }
+  }
+
   private malformedLogged = 0;
 
   private countMalformed(rinfo: RemoteInfo, reason: string): void {
     this.stats.malformed++;
+    this.drop(`malformed-${reason}`);
     // Once per power of ten, so a flood of garbage cannot flood the log.
     if (this.stats.malformed >= 10 ** this.malformedLogged) {
       this.malformedLogged++;

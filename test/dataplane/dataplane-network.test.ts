@@ -4,6 +4,14 @@ import t from 'tap';
 import { OverlayCluster, podIp } from '../lib/overlay-cluster.js';
 import { repliesBySource } from '../../src/cluster/ping.js';
 import { waitFor } from '../lib/weaver.js';
+import { fileURLToPath } from 'node:url';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import parsePrometheusTextFormat from 'parse-prometheus-text-format';
+import { udpPayloads } from '../lib/pcap.js';
+
+const UDP_SEND = fileURLToPath(new URL('../lib/udp-send.js', import.meta.url));
 
 t.test('pods on three nodes reach each other across the overlay; broadcast once; hosts reach pods; kill -9 and back', async (t) => {
   const oc = await OverlayCluster.start(t, { prefix: 'wtd', nodes: 3, net: 12 });
@@ -66,7 +74,7 @@ t.test('a line with --conn-limit 1 at the ends: pods at the ends talk through th
   t.notMatch(await oc.weave(n1, 'status', 'connections'), /n3/, 'no direct connection between the ends');
 });
 
-t.test('an encrypted mesh carries traffic', async (t) => {
+t.test('an encrypted mesh carries traffic and refuses replayed and altered datagrams', async (t) => {
   const oc = await OverlayCluster.start(t, { prefix: 'wte', nodes: 2, net: 14, password: 'correct horse battery staple' });
   const [n1, n2] = oc.nodes as [typeof oc.nodes[0], typeof oc.nodes[0]];
   await oc.established();
@@ -76,4 +84,55 @@ t.test('an encrypted mesh carries traffic', async (t) => {
   t.ok((await p1.ping(podIp(p2), { count: 5, intervalS: 0.2, waitS: 2 })).received >= 4, 'ping through the encrypted sleeve');
   const transfer = await p1.tcpTransferTo(p2, podIp(p2), 8 * 1024 * 1024);
   t.ok(transfer.intact, `TCP through the encrypted sleeve arrives intact (${transfer.mbitPerSecond.toFixed(0)} Mbit/s)`);
+
+  // Capture sleeve datagrams n1 -> n2 on the underlay while the pods talk, then send them again
+  // (and a copy with one bit flipped) from n1's namespace: n2 must drop and count them.
+  const dir = mkdtempSync(join(tmpdir(), 'weft-capture-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const pcap = join(dir, 'sleeve.pcap');
+  const capture = oc.cluster.underlay.spawn(['tcpdump', '-i', oc.cluster.underlay.ns.replace(/-u$/, '-n1'), '-U', '-c', '5', '-w', pcap,
+    'udp', 'and', 'dst', 'port', '6783', 'and', 'dst', 'host', n2.underlayIp]);
+  await new Promise((r) => setTimeout(r, 1000));
+  await p1.ping(podIp(p2), { count: 5, intervalS: 0.1 });
+  await capture.exited;
+  const captured = udpPayloads(readFileSync(pcap));
+  t.ok(captured.length > 0, `captured ${captured.length} sleeve datagrams`);
+  const replayed = captured.map((c) => c.payload.toString('hex'));
+  // A forgery must not pass as new: a one-chunk message moved to a sequence number never used
+  // (header bytes 24..31), so it passes the replay check and must fail authentication.
+  const single = captured.find((c) => c.payload[32] === 1) ?? captured[0]!;
+  const altered = Buffer.from(single.payload);
+  altered.writeBigUInt64BE(altered.readBigUInt64BE(24) + 1_000_000n, 24);
+  await n1.run([process.execPath, UDP_SEND, n2.underlayIp, '6783', ...replayed, altered.toString('hex')]);
+  let lastSeen = '';
+  const drops = await waitFor('drops counted', async () => {
+    const r = await oc.call(n2, 'GET', '/metrics');
+    const family = parsePrometheusTextFormat(r.body).find((f) => f.name === 'weave_sleeve_dropped_total');
+    const byReason = new Map((family?.metrics ?? []).map((m) => [m.labels?.reason ?? '', Number(m.value)]));
+    lastSeen = JSON.stringify([...byReason]);
+    return (byReason.get('replay') ?? 0) >= captured.length && (byReason.get('authentication') ?? 0) >= 1 ? byReason : undefined;
+  }, 10_000).catch((err: Error) => {
+    throw new Error(`${err.message}; drops seen: ${lastSeen}`);
+  });
+  t.ok((drops.get('replay') ?? 0) >= captured.length, `replays dropped and counted: ${drops.get('replay')}`);
+  t.ok((drops.get('authentication') ?? 0) >= 1, `the altered datagram failed authentication: ${drops.get('authentication')}`);
+  t.ok((await p1.ping(podIp(p2), { count: 3, intervalS: 0.2 })).received >= 2, 'traffic still flows');
+});
+
+t.test('pod traffic leaving the range is masqueraded as the node', async (t) => {
+  const oc = await OverlayCluster.start(t, { prefix: 'wtm', nodes: 2, net: 15 });
+  const [n1] = oc.nodes as [typeof oc.nodes[0]];
+  await oc.established();
+  const p1 = await oc.addPod(n1, 'a');
+  // An address outside the range, on the underlay bridge: it has no route back to pods, so only
+  // replies to the node's own address (the masquerade) can return.
+  await oc.cluster.underlay.iproute(['addr', 'add', '172.31.15.254/24', 'dev', `${oc.cluster.prefix}-br`]);
+  t.equal((await p1.ping('172.31.15.254', { count: 3, intervalS: 0.2 })).received, 3, 'pod reaches an address outside the range');
+  const nat = await n1.run(['iptables', '-t', 'nat', '-S', 'WEAVE']);
+  t.match(nat, /-A WEAVE -s 10\.32\.0\.0\/12 ! -d 10\.32\.0\.0\/12 -j MASQUERADE/);
+  // Behind its back: flush the nat chain; the daemon's periodic check is 10 s; the rule comes back.
+  await n1.run(['iptables', '-t', 'nat', '-F', 'WEAVE']);
+  t.equal((await p1.ping('172.31.15.254', { count: 2, intervalS: 0.2, waitS: 1 })).received, 0, 'without the rule no reply comes back');
+  await waitFor('rules repaired', async () => (/MASQUERADE/.test(await n1.run(['iptables', '-t', 'nat', '-S', 'WEAVE'])) ? true : undefined), 20_000);
+  t.equal((await p1.ping('172.31.15.254', { count: 3, intervalS: 0.2 })).received, 3, 'masquerade back after the repair');
 });

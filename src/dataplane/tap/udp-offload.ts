@@ -34,6 +34,14 @@ const SOCKADDR_IN_SIZE = 16;
 const SOCKADDR_IN6_SIZE = 28;
 
 /** setsockopt(fd, SOL_UDP, UDP_SEGMENT, size): sends of more than `size` bytes are cut into `size`-byte datagrams; 0 turns it off. */
+// <netinet/in.h>, <linux/in.h>, <linux/in6.h>
+const IPPROTO_IP = 0;
+const IP_MTU_DISCOVER = 10;
+const IPPROTO_IPV6 = 41;
+const IPV6_MTU_DISCOVER = 23;
+/** IP_PMTUDISC_DO and IPV6_PMTUDISC_DO: always DF, never fragment locally. */
+const PMTUDISC_DO = 2;
+
 export function setUdpSegment(fd: number, size: number): void {
   if (!Number.isInteger(size) || size < 0 || size > 65_507) throw new RangeError(`UDP segment size ${size}: want 0-65507`);
   setSockOptInt(fd, SOL_UDP, UDP_SEGMENT, size, `cannot set UDP_SEGMENT ${size} on fd ${fd}`, {
@@ -86,6 +94,11 @@ export interface OffloadUdpSocketOptions {
   readonly segmentSize?: number;
   /** UDP_GRO on receive. */
   readonly gro?: boolean;
+  /**
+   * Set DF and never fragment (IP_MTU_DISCOVER = IP_PMTUDISC_DO): a datagram larger than the
+   * path's MTU fails instead of being cut, which is what lets full-size heartbeats verify the MTU.
+   */
+  readonly dontFragment?: boolean;
   readonly reuseAddr?: boolean;
   /** SO_REUSEPORT: for a second socket on the same port (e.g. one per Worker). */
   readonly reusePort?: boolean;
@@ -118,6 +131,10 @@ export async function createOffloadUdpSocket(options: OffloadUdpSocketOptions): 
     if (options.sendBufferSize !== undefined) setSockOptInt(fd, SOL_SOCKET, SO_SNDBUF, options.sendBufferSize, `cannot set SO_SNDBUF on UDP ${where}`);
     if (options.segmentSize) setUdpSegment(fd, options.segmentSize);
     if (options.gro) setUdpGro(fd, true);
+    if (options.dontFragment) {
+      if (v6) setSockOptInt(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, PMTUDISC_DO, `cannot set IPV6_MTU_DISCOVER on UDP ${where}`);
+      else setSockOptInt(fd, IPPROTO_IP, IP_MTU_DISCOVER, PMTUDISC_DO, `cannot set IP_MTU_DISCOVER on UDP ${where}`);
+    }
     if (bind(fd, sockaddr) < 0) {
       throwErrno(`cannot bind UDP ${where}`, { EADDRINUSE: 'another socket has this port', EADDRNOTAVAIL: 'no interface has this address' });
     }
