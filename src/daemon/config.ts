@@ -34,6 +34,8 @@ export interface Config {
   readonly mtu: number;
   /** MTU of the network between the nodes: it decides the sleeve's datagram size. */
   readonly underlayMtu: number;
+  /** TAP offloads (virtio_net_hdr, checksum, TSO); --no-offloads for kernels without them. */
+  readonly offloads: boolean;
   readonly peers: readonly string[]; // host:port, normalised
   /** Seconds between TCP heartbeats; a connection silent for twice this long is closed. */
   readonly heartbeatInterval: number;
@@ -68,6 +70,8 @@ Flags:
   --no-bridge            control plane only: no bridge, no data path
   --mtu N                MTU of the bridge and pods (default 1376, or WEAVE_MTU)
   --underlay-mtu N       MTU of the network between nodes (default 1500)
+  --no-offloads          TAP without checksum/TSO offloads (super-frames from peers are then
+                         segmented in userspace)
   --log-level LEVEL      ${LOG_LEVELS.join(', ')} (default info)
   --log-format FORMAT    json, text or auto (default auto: text on a terminal, json otherwise)
   --ipalloc-range CIDR   the range pods get addresses from (default 10.32.0.0/12, or IPALLOC_RANGE)
@@ -92,6 +96,7 @@ const options = {
   'no-bridge': { type: 'boolean' },
   mtu: { type: 'string' },
   'underlay-mtu': { type: 'string' },
+  'no-offloads': { type: 'boolean' },
   'log-level': { type: 'string' },
   'log-format': { type: 'string' },
   'heartbeat-interval': { type: 'string' },
@@ -162,6 +167,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Co
     noBridge: v['no-bridge'] === true,
     mtu: intIn('--mtu', flagOrEnv(v.mtu, 'WEAVE_MTU'), 1376, 576, 65535),
     underlayMtu: intIn('--underlay-mtu', v['underlay-mtu'], 1500, 576, 65535),
+    offloads: v['no-offloads'] !== true,
     logLevel: logLevel as LevelWithSilent,
     logFormat: logFormat as LogFormat,
     peers,

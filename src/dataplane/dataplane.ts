@@ -30,6 +30,7 @@ import { splitDatagram } from './sleeve/chunker.js';
 import { OutboundLink, singleChunkBody } from './sleeve/outbound.js';
 import { InboundLink } from './sleeve/inbound.js';
 import { Reassembler } from './sleeve/reassembler.js';
+import { gsoSplit, GsoSplitError } from './sleeve/gso-split.js';
 import { FrameOpener, FrameSealer, deriveFrameKeys } from './sleeve/frame-crypto.js';
 import { formatCidr, type Cidr } from '../net/ipv4.js';
 
@@ -54,6 +55,11 @@ export interface DataPlaneOptions {
   /** The underlay's MTU, which decides the chunk size on the wire. */
   readonly underlayMtu: number;
   readonly range: Cidr;
+  /**
+   * TAP offloads (virtio_net_hdr, checksum and TSO): on by default. Off, the TAP carries plain
+   * frames, and super-frames from peers that have offloads are segmented here, in userspace.
+   */
+  readonly offloads?: boolean;
   readonly log: Logger;
   readonly now?: () => number;
 }
@@ -102,7 +108,8 @@ export class DataPlane implements Overlay {
 
   /** Creates the TAP, the bridge, the rules and the sleeve socket. Rejects with a clear message. */
   static async start(options: DataPlaneOptions): Promise<DataPlane> {
-    const tap = await TapDevice.open({ name: TAP_NAME, vnetHdr: true, offloads: true });
+    const offloads = options.offloads ?? true;
+    const tap = await TapDevice.open({ name: TAP_NAME, vnetHdr: offloads, offloads });
     let udp;
     try {
       udp = await createOffloadUdpSocket({
@@ -204,20 +211,21 @@ export class DataPlane implements Overlay {
 
   private onCaptured(packet: Uint8Array): void {
     this.stats.captured++;
-    if (packet.length < VIRTIO_NET_HDR_LEN + 14) return;
-    const decision = this.forwarder.onCaptured(frameMacs(packet, VIRTIO_NET_HDR_LEN), this.now());
+    const offset = this.tap.headerLength;
+    if (packet.length < offset + 14) return;
+    const decision = this.forwarder.onCaptured(frameMacs(packet, offset), this.now());
     this.logEvents(decision.events);
-    for (const send of decision.sends) this.sendFrame(send.nextHop, send.srcPeer, send.dstPeer, packet);
+    for (const send of decision.sends) this.sendFrame(send.nextHop, send.srcPeer, send.dstPeer, packet, this.tap.vnetHdr);
     if (decision.dropped !== undefined) this.drop(decision.dropped);
   }
 
-  private sendFrame(nextHop: PeerName, srcPeer: PeerName, dstPeer: PeerName, packet: Uint8Array): void {
+  private sendFrame(nextHop: PeerName, srcPeer: PeerName, dstPeer: PeerName, packet: Uint8Array, vnetHdr: boolean): void {
     const link = this.links.get(nextHop);
     if (!link || !link.established) {
       this.drop('no-established-link');
       return;
     }
-    this.send(link, MessageKind.Frame, packet, true, srcPeer, dstPeer);
+    this.send(link, MessageKind.Frame, packet, vnetHdr, srcPeer, dstPeer);
   }
 
   private send(link: Link, kind: MessageKind, body: Uint8Array, vnetHdr: boolean, src: PeerName = this.options.self, dst: PeerName = link.info.peer): void {
@@ -274,20 +282,38 @@ export class DataPlane implements Overlay {
         if (!link.established) this.setEstablished(link, true, 'heartbeat answered');
         return;
       case MessageKind.Frame:
-        this.onFrame(link, m.body, peerNameFromNumber(m.srcPeer), peerNameFromNumber(m.dstPeer), now);
+        this.onFrame(link, m.body, m.vnetHdr, peerNameFromNumber(m.srcPeer), peerNameFromNumber(m.dstPeer), now);
         return;
     }
   }
 
-  private onFrame(link: Link, packet: Uint8Array, srcPeer: PeerName, dstPeer: PeerName, now: number): void {
-    if (packet.length < VIRTIO_NET_HDR_LEN + 14) return;
-    const decision = this.forwarder.onReceived(frameMacs(packet, VIRTIO_NET_HDR_LEN), { srcPeer, dstPeer }, link.info.peer, now);
+  private onFrame(link: Link, packet: Uint8Array, vnetHdr: boolean, srcPeer: PeerName, dstPeer: PeerName, now: number): void {
+    const offset = vnetHdr ? VIRTIO_NET_HDR_LEN : 0;
+    if (packet.length < offset + 14) return;
+    const decision = this.forwarder.onReceived(frameMacs(packet, offset), { srcPeer, dstPeer }, link.info.peer, now);
     this.logEvents(decision.events);
-    if (decision.inject) {
-      if (this.tap.write(packet)) this.stats.injected++;
-      else this.drop('tap-write');
+    if (decision.inject) this.inject(packet, vnetHdr);
+    for (const send of decision.sends) this.sendFrame(send.nextHop, send.srcPeer, send.dstPeer, packet, vnetHdr);
+  }
+
+  /** Writes a received frame into our TAP, converting between peers with and without offloads. */
+  private inject(packet: Uint8Array, vnetHdr: boolean): void {
+    let ok: boolean;
+    if (vnetHdr === this.tap.vnetHdr) {
+      ok = this.tap.write(packet);
+    } else if (!vnetHdr) {
+      ok = this.tap.writeFrame(packet); // a plain frame into our offload TAP: an empty header
+    } else {
+      // A super-frame (or one awaiting its checksum) for a TAP without offloads: finish it here.
+      const frames = gsoSplit(packet);
+      if (frames instanceof GsoSplitError) {
+        this.drop('gso-split');
+        return;
+      }
+      ok = frames.every((f) => this.tap.write(f));
     }
-    for (const send of decision.sends) this.sendFrame(send.nextHop, send.srcPeer, send.dstPeer, packet);
+    if (ok) this.stats.injected++;
+    else this.drop('tap-write');
   }
 
   // ---- heartbeats ----

@@ -136,3 +136,31 @@ t.test('pod traffic leaving the range is masqueraded as the node', async (t) => 
   await waitFor('rules repaired', async () => (/MASQUERADE/.test(await n1.run(['iptables', '-t', 'nat', '-S', 'WEAVE'])) ? true : undefined), 20_000);
   t.equal((await p1.ping('172.31.15.254', { count: 3, intervalS: 0.2 })).received, 3, 'masquerade back after the repair');
 });
+
+t.test('a node whose TAP has no offloads still exchanges TCP with one that has them', async (t) => {
+  const oc = await OverlayCluster.start(t, { prefix: 'wto', nodes: 2, net: 16, argsFor: (i) => (i === 2 ? ['--no-offloads'] : []) });
+  const [n1, n2] = oc.nodes as [typeof oc.nodes[0], typeof oc.nodes[0]];
+  await oc.established();
+  const p1 = await oc.addPod(n1, 'a');
+  const p2 = await oc.addPod(n2, 'a');
+  for (const [from, to] of [[p1, p2], [p2, p1]] as const) {
+    const r = await from.tcpTransferTo(to, podIp(to), 8 * 1024 * 1024);
+    t.ok(r.intact, `${from.ns} -> ${to.ns}: TCP intact (${r.mbitPerSecond.toFixed(0)} Mbit/s)`);
+  }
+
+  // Garbage on UDP 6783: short, wrong magic, a valid-looking header of an unknown connection.
+  const header = Buffer.alloc(40);
+  header.set([0xf7, 1, 1, 0], 0);
+  header[32] = 1;
+  header.writeUInt16BE(4, 34);
+  const junk = ['00', 'ff'.repeat(100), Buffer.from('hello weft, this is not a sleeve datagram').toString('hex'), header.toString('hex')];
+  await n2.run([process.execPath, UDP_SEND, n1.underlayIp, '6783', ...junk]);
+  const drops = await waitFor('garbage counted', async () => {
+    const family = parsePrometheusTextFormat((await oc.call(n1, 'GET', '/metrics')).body).find((f) => f.name === 'weave_sleeve_dropped_total');
+    const total = (family?.metrics ?? []).filter((m) => /^malformed|unknown-connection/.test(m.labels?.reason ?? '')).reduce((a, m) => a + Number(m.value), 0);
+    return total >= junk.length ? total : undefined;
+  });
+  t.ok(drops >= junk.length, `malformed datagrams dropped and counted (${drops})`);
+  t.equal((await oc.call(n1, 'GET', '/status')).status, 200, 'the daemon carries on');
+  t.ok((await p1.ping(podIp(p2), { count: 3, intervalS: 0.2 })).received >= 2, 'and traffic still flows');
+});
