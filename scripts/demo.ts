@@ -1,107 +1,72 @@
-// `npm run demo`: a local mesh of three weaver daemons on loopback addresses, what an operator
-// sees of it, and a peer failure. Control plane only for now (the data path and pods in network
-// namespaces join the demo as they land). Everything it starts is stopped on exit and on Ctrl-C.
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { request } from 'node:http';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-
-const WEAVER = fileURLToPath(new URL('../src/daemon/main.js', import.meta.url));
-const WEAVE = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
-// All three run on this machine and so share its machine-id: each gets a name of its own.
-const nodes = [1, 2, 3].map((n) => ({ nick: `node-${n}`, ip: `127.0.77.${n}`, name: `02:77:00:00:00:0${n}` }));
-const procs = new Map<string, ChildProcess>();
-const stateDir = mkdtempSync(join(tmpdir(), 'weft-demo-'));
-
-function start(node: { nick: string; ip: string; name: string }, peers: string[]): void {
-  const p = spawn(process.execPath, [WEAVER, '--no-bridge', '--name', node.name, '--host', node.ip, '--http-addr', `${node.ip}:6784`, '--metrics-addr', `${node.ip}:6782`,
-    '--nickname', node.nick, '--log-format', 'json', '--ipalloc-init', 'consensus=3', '--db-prefix', join(stateDir, `${node.nick}-`), '--gossip-interval', '2', ...peers], { stdio: ['ignore', 'ignore', 'inherit'] });
-  procs.set(node.nick, p);
-}
-
-function stopAll(): void {
-  for (const p of procs.values()) if (p.exitCode === null) p.kill('SIGKILL');
-  rmSync(stateDir, { recursive: true, force: true });
-}
-
-function weave(node: { ip: string }, ...args: string[]): string {
-  return execFileSync(process.execPath, [WEAVE, ...args], { env: { ...process.env, WEAVE_HTTP_ADDR: `${node.ip}:6784` }, encoding: 'utf8' });
-}
-
-function peersSeen(node: { ip: string }): Promise<number> {
-  return new Promise((resolve) => {
-    const req = request({ host: node.ip, port: 6784, path: '/report' }, (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => (body += c.toString()));
-      res.on('end', () => {
-        try {
-          resolve((JSON.parse(body) as { Router: { Peers: unknown[] } }).Router.Peers.length);
-        } catch {
-          resolve(0);
-        }
-      });
-    });
-    req.on('error', () => resolve(0));
-    req.end();
-  });
-}
-
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+// `npm run demo`: a 3-node weft cluster on this machine. Each node is a network namespace on one
+// underlay bridge, running the real daemon as the DaemonSet would (bridge `weave`, TAP, sleeve,
+// IPAM); a pod per node gets its address from IPAM; traffic crosses the overlay; then what an
+// operator sees. Everything it makes is removed at the end, on error and on Ctrl-C.
+import { existsSync } from 'node:fs';
+import { OverlayCluster, podIp } from '../src/cluster/overlay-cluster.js';
+import type { ClusterNode, Pod } from '../src/cluster/cluster.js';
 
 const say = (text: string): void => void process.stdout.write(`\n### ${text}\n`);
 
+function requirements(): string | undefined {
+  if (process.platform !== 'linux') return 'the demo needs Linux (network namespaces, a TAP device)';
+  if (process.getuid?.() !== 0) return 'the demo needs root: it creates network namespaces, bridges and a TAP device (try: sudo npm run demo)';
+  if (!existsSync('/dev/net/tun')) return 'the demo needs /dev/net/tun (modprobe tun)';
+  return undefined;
+}
+
 async function main(): Promise<void> {
+  const missing = requirements();
+  if (missing !== undefined) {
+    process.stderr.write(`demo: ${missing}\n`);
+    process.exit(1);
+  }
+  let oc: OverlayCluster | undefined;
+  const cleanUp = async (): Promise<void> => {
+    await oc?.destroy();
+    oc = undefined;
+  };
   process.on('SIGINT', () => {
-    stopAll();
-    process.exit(130);
+    process.stderr.write('\ninterrupted: removing the demo cluster\n');
+    void cleanUp().then(() => process.exit(130));
   });
-  process.on('exit', stopAll);
-  const [n1, n2, n3] = nodes as [typeof nodes[0], typeof nodes[0], typeof nodes[0]];
-  say(`starting three peers: ${n1.nick} alone, ${n2.nick} and ${n3.nick} told only about ${n1.nick}`);
-  start(n1, []);
-  start(n2, [`${n1.ip}:6783`]);
-  start(n3, [`${n1.ip}:6783`]);
-  await until('every peer to know all three', async () => (await Promise.all(nodes.map(peersSeen))).every((n) => n === 3));
-
-  say(`weave status on ${n3.nick}`);
-  process.stdout.write(weave(n3, 'status'));
-  say(`weave status connections on ${n3.nick} (it found ${n2.nick} through gossip)`);
-  await until(`${n3.nick} to connect to ${n2.nick}`, async () => /\(node-2\)/.test(weave(n3, 'status', 'connections')));
-  process.stdout.write(weave(n3, 'status', 'connections'));
-  say(`weave status ipam on ${n1.nick}: 10.32.0.0/12 split evenly`);
-  await until('the ring', async () => /ready/.test(weave(n1, 'status')));
-  process.stdout.write(weave(n1, 'status', 'ipam'));
-  say(`weave status peers on ${n1.nick}`);
-  process.stdout.write(weave(n1, 'status', 'peers'));
-
-  say(`kill -9 ${n2.nick}: the others notice and forget it`);
-  procs.get(n2.nick)!.kill('SIGKILL');
-  await until('node-2 to be forgotten', async () => (await peersSeen(n1)) === 2 && (await peersSeen(n3)) === 2);
-  process.stdout.write(weave(n1, 'status', 'connections'));
-
-  say(`restart ${n2.nick}: it rejoins`);
-  start(n2, [`${n1.ip}:6783`]);
-  await until('node-2 to rejoin', async () => (await Promise.all(nodes.map(peersSeen))).every((n) => n === 3), 30_000);
-  process.stdout.write(weave(n1, 'status'));
-  say('done; stopping the peers');
+  try {
+    say('creating 3 nodes (network namespaces demo-n1..3 on an underlay bridge) and starting weaver in each');
+    oc = await OverlayCluster.start({ prefix: 'demo', nodes: 3, net: 77 }, (c) => (oc = c));
+    await oc.established();
+    const nodes = oc.nodes as [ClusterNode, ClusterNode, ClusterNode];
+    say('one pod per node, each with an address from IPAM on the weave bridge');
+    const pods: Pod[] = [];
+    for (const node of nodes) {
+      const pod = await oc.addPod(node, 'web');
+      pods.push(pod);
+      process.stdout.write(`  ${pod.ns}: ${pod.ip} on ${node.name} (gateway ${oc.gateways.get(node)})\n`);
+    }
+    const [p1, p2, p3] = pods as [Pod, Pod, Pod];
+    say(`ping from the pod on ${nodes[0].name} to the pods on ${nodes[1].name} and ${nodes[2].name}`);
+    for (const to of [p2, p3]) {
+      const s = await p1.ping(podIp(to), { count: 3, intervalS: 0.2 });
+      process.stdout.write(`  ${podIp(p1)} -> ${podIp(to)}: ${s.received}/${s.transmitted} replies, rtt avg ${s.rtt?.avgMs.toFixed(3) ?? "-"} ms\n`);
+    }
+    say(`a 32 MB TCP transfer from ${nodes[0].name}'s pod to ${nodes[2].name}'s pod`);
+    const t = await p1.tcpTransferTo(p3, podIp(p3), 32 * 1024 * 1024);
+    process.stdout.write(`  ${t.received.bytes} bytes, ${t.intact ? 'intact' : 'CORRUPTED'}, ${t.mbitPerSecond.toFixed(0)} Mbit/s\n`);
+    say(`weave status on ${nodes[0].name}`);
+    process.stdout.write(await oc.weave(nodes[0], 'status'));
+    say(`weave status ipam on ${nodes[0].name}: the range split evenly`);
+    process.stdout.write(await oc.weave(nodes[0], 'status', 'ipam'));
+    say(`weave status connections on ${nodes[0].name}`);
+    process.stdout.write(await oc.weave(nodes[0], 'status', 'connections'));
+    say('done; removing the demo cluster');
+  } finally {
+    await cleanUp();
+  }
 }
 
 main().then(
-  () => {
-    stopAll();
-    process.exit(0);
-  },
+  () => process.exit(0),
   (err: unknown) => {
     process.stderr.write(`demo failed: ${(err as Error).message}\n`);
-    stopAll();
     process.exit(1);
   },
 );

@@ -1,7 +1,7 @@
 // The data path end to end: nodes as network namespaces, a real daemon in each with its bridge,
 // TAP and sleeve, pods attached to the bridges with addresses from IPAM, real traffic.
 import t from 'tap';
-import { OverlayCluster, podIp } from '../lib/overlay-cluster.js';
+import { OverlayCluster, podIp } from '../../src/cluster/overlay-cluster.js';
 import { repliesBySource } from '../../src/cluster/ping.js';
 import { waitFor } from '../lib/weaver.js';
 import { fileURLToPath } from 'node:url';
@@ -14,7 +14,7 @@ import { udpPayloads } from '../lib/pcap.js';
 const UDP_SEND = fileURLToPath(new URL('../lib/udp-send.js', import.meta.url));
 
 t.test('pods on three nodes reach each other across the overlay; broadcast once; hosts reach pods; kill -9 and back', async (t) => {
-  const oc = await OverlayCluster.start(t, { prefix: 'wtd', nodes: 3, net: 12 });
+  const oc = await OverlayCluster.start({ prefix: 'wtd', nodes: 3, net: 12 }, (c) => t.teardown(() => c.destroy()));
   const [n1, n2, n3] = oc.nodes as [typeof oc.nodes[0], typeof oc.nodes[0], typeof oc.nodes[0]];
   await oc.established();
   const text = await oc.weave(n1, 'status', 'connections');
@@ -59,12 +59,12 @@ t.test('pods on three nodes reach each other across the overlay; broadcast once;
 });
 
 t.test('a line with --conn-limit 1 at the ends: pods at the ends talk through the middle node', async (t) => {
-  const oc = await OverlayCluster.start(t, {
+  const oc = await OverlayCluster.start({
     prefix: 'wtl', nodes: 3, net: 13,
     // node 2 is the middle: 1 and 3 are told only about it, and may hold one connection each.
     argsFor: (i) => (i === 2 ? [] : ['--conn-limit', '1']),
     peersFor: (i, c) => (i === 2 ? [] : [c.nodes[1]!.underlayIp]),
-  });
+  }, (c) => t.teardown(() => c.destroy()));
   const [n1, n2, n3] = oc.nodes as [typeof oc.nodes[0], typeof oc.nodes[0], typeof oc.nodes[0]];
   await oc.established((n) => (n === n2 ? 2 : 1));
   const p1 = await oc.addPod(n1, 'a');
@@ -75,7 +75,7 @@ t.test('a line with --conn-limit 1 at the ends: pods at the ends talk through th
 });
 
 t.test('an encrypted mesh carries traffic and refuses replayed and altered datagrams', async (t) => {
-  const oc = await OverlayCluster.start(t, { prefix: 'wte', nodes: 2, net: 14, password: 'correct horse battery staple' });
+  const oc = await OverlayCluster.start({ prefix: 'wte', nodes: 2, net: 14, password: 'correct horse battery staple' }, (c) => t.teardown(() => c.destroy()));
   const [n1, n2] = oc.nodes as [typeof oc.nodes[0], typeof oc.nodes[0]];
   await oc.established();
   t.match(await oc.weave(n1, 'status', 'connections'), /established encrypted +sleeve .* mtu=1396$/m, 'encrypted sleeve, smaller mtu');
@@ -120,7 +120,7 @@ t.test('an encrypted mesh carries traffic and refuses replayed and altered datag
 });
 
 t.test('pod traffic leaving the range is masqueraded as the node', async (t) => {
-  const oc = await OverlayCluster.start(t, { prefix: 'wtm', nodes: 2, net: 15 });
+  const oc = await OverlayCluster.start({ prefix: 'wtm', nodes: 2, net: 15 }, (c) => t.teardown(() => c.destroy()));
   const [n1] = oc.nodes as [typeof oc.nodes[0]];
   await oc.established();
   const p1 = await oc.addPod(n1, 'a');
@@ -138,7 +138,7 @@ t.test('pod traffic leaving the range is masqueraded as the node', async (t) => 
 });
 
 t.test('a node whose TAP has no offloads still exchanges TCP with one that has them', async (t) => {
-  const oc = await OverlayCluster.start(t, { prefix: 'wto', nodes: 2, net: 16, argsFor: (i) => (i === 2 ? ['--no-offloads'] : []) });
+  const oc = await OverlayCluster.start({ prefix: 'wto', nodes: 2, net: 16, argsFor: (i) => (i === 2 ? ['--no-offloads'] : []) }, (c) => t.teardown(() => c.destroy()));
   const [n1, n2] = oc.nodes as [typeof oc.nodes[0], typeof oc.nodes[0]];
   await oc.established();
   const p1 = await oc.addPod(n1, 'a');

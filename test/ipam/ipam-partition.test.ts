@@ -9,7 +9,7 @@ import { LocalCluster, type ClusterNode } from '../../src/cluster/cluster.js';
 import { sweep } from '../../src/cluster/netns.js';
 import { WEAVER, waitFor, nameForIp } from '../lib/weaver.js';
 
-const HTTP_CALL = fileURLToPath(new URL('../lib/http-call.js', import.meta.url));
+const HTTP_CALL = fileURLToPath(new URL('../../src/cluster/http-call.js', import.meta.url));
 const PREFIX = 'wtip';
 
 async function call(node: ClusterNode, method: string, path: string): Promise<{ status: number; body: string }> {

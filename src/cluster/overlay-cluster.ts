@@ -1,19 +1,32 @@
 // A local cluster running the real data path: a weaver daemon with bridge, TAP and sleeve in
-// every node namespace, and pods attached to the bridges with addresses from IPAM. For the
-// network tests; everything is removed by the test's teardown.
+// every node namespace, started as the DaemonSet would start it, and pods attached to the bridges
+// with addresses from IPAM. Used by the network tests, the benchmarks and `npm run demo`;
+// destroy() removes every namespace, process and state file it made.
 import { fileURLToPath } from 'node:url';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LocalCluster, type ClusterNode, type Pod } from '../../src/cluster/cluster.js';
-import type { NsProcess } from '../../src/cluster/ns-process.js';
-import { sweep } from '../../src/cluster/netns.js';
-import { WEAVER, WEAVE_CLI, waitFor, nameForIp } from './weaver.js';
+import { LocalCluster, type ClusterNode, type Pod } from './cluster.js';
+import type { NsProcess } from './ns-process.js';
+import { sweep } from './netns.js';
 
+const WEAVER = fileURLToPath(new URL('../daemon/main.js', import.meta.url));
+const WEAVE_CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 const HTTP_CALL = fileURLToPath(new URL('./http-call.js', import.meta.url));
 
-interface Teardown {
-  teardown(fn: () => unknown): void;
+/** A peer name for node `index` of a cluster: every daemon here shares the machine-id. */
+function nodePeerName(net: number, index: number): string {
+  return `02:00:00:00:${net.toString(16).padStart(2, '0')}:${index.toString(16).padStart(2, '0')}`;
+}
+
+async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe().catch(() => undefined);
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
 }
 
 export interface OverlayClusterOptions {
@@ -34,15 +47,17 @@ export class OverlayCluster {
 
   private constructor(readonly cluster: LocalCluster, private readonly options: OverlayClusterOptions, private readonly state: string) {}
 
-  static async start(t: Teardown, options: OverlayClusterOptions): Promise<OverlayCluster> {
+  /**
+   * Builds the namespaces, starts the daemons and waits until every bridge has its address.
+   * `onCreated` receives the cluster as soon as it exists, so that a caller can register its
+   * destroy() before anything can fail.
+   */
+  static async start(options: OverlayClusterOptions, onCreated?: (oc: OverlayCluster) => void): Promise<OverlayCluster> {
     await sweep(options.prefix);
     const cluster = await LocalCluster.create({ prefix: options.prefix, nodes: options.nodes, underlaySubnet: `172.31.${options.net}.0/24` });
     const state = mkdtempSync(join(tmpdir(), `weft-${options.prefix}-`));
     const oc = new OverlayCluster(cluster, options, state);
-    t.teardown(async () => {
-      await cluster.destroy();
-      rmSync(state, { recursive: true, force: true });
-    });
+    onCreated?.(oc);
     for (const node of cluster.nodes) oc.startDaemon(node);
     for (const node of cluster.nodes) {
       const expose = await waitFor(`${node.name} bridge address`, async () => {
@@ -54,6 +69,11 @@ export class OverlayCluster {
     return oc;
   }
 
+  async destroy(): Promise<void> {
+    await this.cluster.destroy();
+    rmSync(this.state, { recursive: true, force: true });
+  }
+
   get nodes(): ClusterNode[] {
     return this.cluster.nodes as ClusterNode[];
   }
@@ -62,7 +82,7 @@ export class OverlayCluster {
     const o = this.options;
     const first = this.nodes[0]!;
     const peers = o.peersFor ? o.peersFor(node.index, this.cluster) : node === first ? [] : [first.underlayIp];
-    const proc = node.spawn([process.execPath, WEAVER, '--name', nameForIp(`127.0.${o.net}.${node.index}`), '--nickname', node.name,
+    const proc = node.spawn([process.execPath, WEAVER, '--name', nodePeerName(o.net, node.index), '--nickname', node.name,
       '--host', node.underlayIp, '--metrics-addr', `${node.underlayIp}:6782`, '--db-prefix', join(this.state, `${node.name}-`),
       '--log-format', 'json', '--heartbeat-interval', '1', '--gossip-interval', '1', '--ipalloc-init', `consensus=${o.nodes}`,
       ...(o.argsFor ? o.argsFor(node.index) : []), ...peers], o.password !== undefined ? { env: { WEAVE_PASSWORD: o.password } } : {});
@@ -82,7 +102,7 @@ export class OverlayCluster {
 
   /** Waits until every node has `count` (default: all others) established sleeve connections. */
   async established(count?: (node: ClusterNode) => number, timeoutMs = 30_000): Promise<void> {
-    await waitFor('sleeve established', async () => {
+    await waitFor('sleeve connections established', async () => {
       for (const n of this.nodes) {
         const want = count ? count(n) : this.nodes.length - 1;
         const got = ((await this.weave(n, 'status', 'connections')).match(/established (encrypted +)?sleeve /g) ?? []).length;
