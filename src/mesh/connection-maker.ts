@@ -23,6 +23,17 @@ export interface MakerTimings {
   readonly maxInterval: number;     // ms, the back-off ceiling
   readonly growth: number;          // interval multiplier per failure
   readonly resetAfter: number;      // ms a connection must live for the back-off to start over
+  /**
+   * ms over which first dials to newly discovered peers are spread. Both ends of a missing link
+   * learn of it from the same gossip at about the same moment; dialling at once, they would
+   * make two connections and close one, for every pair of a forming mesh.
+   */
+  readonly discoverySpread: number;
+  /**
+   * ms the higher-named end of a discovered link waits before dialling: normally the lower-named
+   * end dials first and the link is made once; if that end cannot reach us, we dial after this.
+   */
+  readonly yieldToLowerName: number;
 }
 
 export const DEFAULT_TIMINGS: MakerTimings = {
@@ -30,6 +41,8 @@ export const DEFAULT_TIMINGS: MakerTimings = {
   maxInterval: 6 * 60_000,
   growth: 1.5,
   resetAfter: 60_000,
+  discoverySpread: 1_000,
+  yieldToLowerName: 5_000,
 };
 
 interface Target {
@@ -66,6 +79,8 @@ export class ConnectionMakerCore {
   constructor(
     private readonly random: () => number,
     private readonly timings: MakerTimings = DEFAULT_TIMINGS,
+    /** Our own name: decides which end of a discovered link dials first. */
+    private readonly self?: PeerName,
   ) {}
 
   /** Adds direct targets (replacing all direct targets when `replace`). */
@@ -148,6 +163,8 @@ export class ConnectionMakerCore {
       } else {
         const n = this.newTarget(false, true);
         n.peer = peer;
+        const yieldFirst = this.self !== undefined && this.self > peer ? this.timings.yieldToLowerName : 0;
+        n.tryAfter = input.now + yieldFirst + this.random() * this.timings.discoverySpread;
         this.targets.set(address, n);
       }
     }

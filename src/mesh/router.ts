@@ -89,7 +89,7 @@ export class Router {
       { name: options.name, nickname: options.nickname, uid: options.uid, shortId: options.shortId },
       random,
     );
-    this.maker = new ConnectionMakerCore(random);
+    this.maker = new ConnectionMakerCore(random, undefined, options.name);
     this.server = createServer((socket) => this.accept(socket));
     this.server.on('error', (err) => this.log.error({ err }, 'listener error'));
   }

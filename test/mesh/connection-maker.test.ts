@@ -73,9 +73,12 @@ t.test('does not dial a peer it is already connected to, nor beyond the limit', 
 
 t.test('discovered targets come and go with the topology; direct ones stay', async (t) => {
   const m = new ConnectionMakerCore(() => 0.5);
-  t.same(m.plan(input(0, { discovered: new Map([['10.0.0.5:6783', B]]) })).dial, ['10.0.0.5:6783']);
-  m.attemptFailed('10.0.0.5:6783', 'no route', 1);
-  m.plan(input(2, { discovered: new Map() }));
+  const first = m.plan(input(0, { discovered: new Map([['10.0.0.5:6783', B]]) }));
+  t.same(first.dial, [], 'first dials to discovered peers are spread out');
+  t.equal(first.wakeAt, 500, 'by a random share of a second');
+  t.same(m.plan(input(500, { discovered: new Map([['10.0.0.5:6783', B]]) })).dial, ['10.0.0.5:6783']);
+  m.attemptFailed('10.0.0.5:6783', 'no route', 501);
+  m.plan(input(502, { discovered: new Map() }));
   t.same(m.status(new Set()), [], 'stale discovered target dropped');
   m.connect(['10.0.0.6:6783']);
   m.forget(['10.0.0.6:6783']);
@@ -83,6 +86,17 @@ t.test('discovered targets come and go with the topology; direct ones stay', asy
   m.connect(['10.0.0.7:6783', '10.0.0.8:6783']);
   m.connect(['10.0.0.8:6783'], true);
   t.same(m.directTargets(), ['10.0.0.8:6783'], 'replace');
+});
+
+t.test('of two peers that discover each other, the lower-named dials first', async (t) => {
+  const low = new ConnectionMakerCore(() => 0, undefined, A);
+  const high = new ConnectionMakerCore(() => 0, undefined, B);
+  t.same(low.plan(input(0, { discovered: new Map([['10.0.0.11:6783', B]]) })).dial, ['10.0.0.11:6783'], 'A dials B at once');
+  const h = high.plan(input(0, { discovered: new Map([['10.0.0.10:6783', A]]) }));
+  t.same(h.dial, [], 'B waits for A');
+  t.equal(h.wakeAt, 5000, 'and dials itself if A has not connected by then');
+  t.same(high.plan(input(5000, { discovered: new Map([['10.0.0.10:6783', A]]) })).dial, ['10.0.0.10:6783']);
+  t.same(high.plan(input(6000, { connectedPeers: new Set([A]), discovered: new Map() })).dial, [], 'nothing once connected');
 });
 
 t.test('a long-lived connection that breaks is retried at once', async (t) => {
