@@ -4,73 +4,15 @@ import t from 'tap';
 import { deepStrictEqual, equal, ok } from 'node:assert/strict';
 import fc from 'fast-check';
 import { peerNameFromNumber, type PeerName } from '../../src/net/peer-name.js';
+import { meshGraphArb, meshPeer, meshRecords, type MeshGraph } from '../lib/random-mesh.js';
 import { computeRoutes, type Routes } from '../../src/mesh/routes.js';
 import type { ConnectionSummary, PeerRecord, Topology } from '../../src/mesh/topology.js';
 
-// Names are spread out so that name order differs from index order.
-const N = (i: number): PeerName => peerNameFromNumber(0x0200_0000_0000 + ((i * 7919) % 1000));
-
-type Kind = 'both' | 'oneSided' | 'halfEstablished';
-interface Graph {
-  readonly n: number;
-  /** A random spanning tree of established symmetric links, so the graph is connected. */
-  readonly tree: readonly [number, number][];
-  readonly extra: readonly { a: number; b: number; kind: Kind }[];
-  readonly shuffle: number;
-}
-
-const graphArb: fc.Arbitrary<Graph> = fc.integer({ min: 1, max: 24 }).chain((n) =>
-  fc.record({
-    n: fc.constant(n),
-    tree: fc.tuple(...Array.from({ length: n - 1 }, (_, i) => fc.integer({ min: 0, max: i }).map((p): [number, number] => [p, i + 1]))),
-    extra: fc.array(
-      fc.record({
-        a: fc.integer({ min: 0, max: n - 1 }),
-        b: fc.integer({ min: 0, max: n - 1 }),
-        kind: fc.constantFrom<Kind>('both', 'both', 'oneSided', 'halfEstablished'),
-      }),
-      { maxLength: 3 * n },
-    ),
-    shuffle: fc.nat(),
-  }),
-);
-
+const N = meshPeer;
+type Graph = MeshGraph;
+const graphArb = meshGraphArb({ minPeers: 1, maxPeers: 24, extraPerPeer: 3, kinds: ['both', 'both', 'oneSided', 'halfEstablished'] });
 /** The peers map every peer holds (the same data), connection lists in a shuffled order. */
-function build(g: Graph): Map<PeerName, PeerRecord> {
-  const lists = Array.from({ length: g.n }, () => new Map<number, boolean>()); // remote -> established
-  for (const [a, b] of g.tree) {
-    lists[a]!.set(b, true);
-    lists[b]!.set(a, true);
-  }
-  for (const { a, b, kind } of g.extra) {
-    if (a === b || lists[a]!.has(b) || lists[b]!.has(a)) continue;
-    if (kind === 'oneSided') lists[a]!.set(b, true);
-    else {
-      lists[a]!.set(b, true);
-      lists[b]!.set(a, kind === 'both');
-    }
-  }
-  let seed = g.shuffle;
-  const shuffled = <T>(xs: T[]): T[] => {
-    const out = [...xs];
-    for (let i = out.length - 1; i > 0; i--) {
-      seed = (seed * 1103515245 + 12345) % 2 ** 31;
-      const j = seed % (i + 1);
-      [out[i], out[j]] = [out[j]!, out[i]!];
-    }
-    return out;
-  };
-  const records = lists.map((l, i): PeerRecord => {
-    const connections: ConnectionSummary[] = [...l].map(([r, established]) => ({
-      name: N(r),
-      address: `10.0.0.${r}:6783`,
-      outbound: i < r,
-      established,
-    }));
-    return { name: N(i), nickname: `n${i}`, uid: BigInt(i + 1), version: 1, shortId: i, connections: shuffled(connections) };
-  });
-  return new Map(shuffled(records).map((r) => [r.name, r]));
-}
+const build = (g: Graph): Map<PeerName, PeerRecord> => meshRecords(g, 'shuffled');
 
 /** Adjacency by the definitions, computed independently of the code under test. */
 function adjacency(peers: Map<PeerName, PeerRecord>, establishedSymmetric: boolean): Map<PeerName, Set<PeerName>> {

@@ -3,61 +3,19 @@
 // decision asks for, hop by hop, until none is left. Used by the property tests.
 import fc from 'fast-check';
 import { ok } from 'node:assert/strict';
-import { peerNameFromNumber, type PeerName } from '../../../src/net/peer-name.js';
+import type { PeerName } from '../../../src/net/peer-name.js';
+import { meshGraphArb, meshPeer, meshRecords, type MeshGraph } from '../../lib/random-mesh.js';
 import { computeRoutes } from '../../../src/mesh/routes.js';
-import type { ConnectionSummary, PeerRecord, Topology } from '../../../src/mesh/topology.js';
+import type { PeerRecord, Topology } from '../../../src/mesh/topology.js';
 import { Forwarder, type Decision } from '../../../src/dataplane/forwarder/forwarder.js';
 import type { FrameMacs } from '../../../src/dataplane/forwarder/mac.js';
 import type { MacTableOptions } from '../../../src/dataplane/forwarder/mac-table.js';
 
-// Spread out, so that name order (which routes sort by) differs from index order.
-export const peer = (i: number): PeerName => peerNameFromNumber(0x0200_0000_0000 + ((i * 7919) % 1000));
-
-type LinkKind = 'both' | 'oneSided' | 'halfEstablished';
-
-export interface Graph {
-  readonly n: number;
-  /** A random spanning tree of established symmetric links: every peer reaches every other. */
-  readonly tree: readonly (readonly [number, number])[];
-  /** More links, some of them unusable by the data plane (one-sided or not established). */
-  readonly extra: readonly { readonly a: number; readonly b: number; readonly kind: LinkKind }[];
-}
-
+export const peer = meshPeer;
+export type Graph = MeshGraph;
 export const graphArb = (maxPeers: number): fc.Arbitrary<Graph> =>
-  fc.integer({ min: 2, max: maxPeers }).chain((n) =>
-    fc.record({
-      n: fc.constant(n),
-      tree: fc.tuple(...Array.from({ length: n - 1 }, (_, i) => fc.integer({ min: 0, max: i }).map((p) => [p, i + 1] as const))),
-      extra: fc.array(
-        fc.record({
-          a: fc.integer({ min: 0, max: n - 1 }),
-          b: fc.integer({ min: 0, max: n - 1 }),
-          kind: fc.constantFrom<LinkKind>('both', 'both', 'both', 'oneSided', 'halfEstablished'),
-        }),
-        { maxLength: 2 * n },
-      ),
-    }),
-  );
-
-export function buildPeers(g: Graph): Map<PeerName, PeerRecord> {
-  const lists = Array.from({ length: g.n }, () => new Map<number, boolean>()); // remote -> established
-  for (const [a, b] of g.tree) {
-    lists[a]!.set(b, true);
-    lists[b]!.set(a, true);
-  }
-  for (const { a, b, kind } of g.extra) {
-    if (a === b || lists[a]!.has(b) || lists[b]!.has(a)) continue;
-    lists[a]!.set(b, true);
-    if (kind !== 'oneSided') lists[b]!.set(a, kind === 'both');
-  }
-  const records = lists.map((l, i): PeerRecord => {
-    const connections: ConnectionSummary[] = [...l]
-      .map(([r, established]) => ({ name: peer(r), address: `10.0.0.${r}:6783`, outbound: i < r, established }))
-      .sort((x, y) => (x.name < y.name ? -1 : 1));
-    return { name: peer(i), nickname: `n${i}`, uid: BigInt(i + 1), version: 1, shortId: i, connections };
-  });
-  return new Map(records.map((r) => [r.name, r]));
-}
+  meshGraphArb({ minPeers: 2, maxPeers, extraPerPeer: 2, kinds: ['both', 'both', 'both', 'oneSided', 'halfEstablished'] });
+export const buildPeers = (g: Graph): Map<PeerName, PeerRecord> => meshRecords(g, 'sorted');
 
 /** Which links the data plane may use: listed as established by both ends. */
 function usableLinks(peers: Map<PeerName, PeerRecord>): Set<string> {
