@@ -113,11 +113,17 @@ export class ConnectionMakerCore {
     return [...this.targets].filter(([, t]) => t.direct).map(([a]) => a).sort();
   }
 
-  attemptFailed(address: string, error: string, now: number, retry = true): void {
+  /**
+   * A dial to `address` did not lead to a connection. `peer` is who answered there, when it got
+   * as far as Hello: while we are connected to that peer anyway (the dial lost a duplicate
+   * tie-break, say), the target is not dialled again.
+   */
+  attemptFailed(address: string, error: string, now: number, retry = true, peer?: PeerName): void {
     const t = this.targets.get(address);
     if (!t) return;
     t.attempting = false;
     t.lastError = error;
+    if (peer !== undefined) t.peer = peer;
     if (!retry) {
       t.tryAfter = Infinity;
       return;

@@ -326,7 +326,7 @@ export class Router {
       if (conn.outbound) this.maker.disconnected(conn.address, this.now(), error);
     } else if (!this.stopped) {
       conn.log.warn({ reason: error }, `connection shutting down due to error: ${error ?? 'closed during handshake'}`);
-      if (conn.outbound) this.maker.attemptFailed(conn.address, error ?? 'closed during handshake', this.now(), !this.neverRetry.has(conn));
+      if (conn.outbound) this.maker.attemptFailed(conn.address, error ?? 'closed during handshake', this.now(), !this.neverRetry.has(conn), conn.remote?.name);
     }
     this.changed();
   }

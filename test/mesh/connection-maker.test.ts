@@ -99,6 +99,16 @@ t.test('of two peers that discover each other, the lower-named dials first', asy
   t.same(high.plan(input(6000, { connectedPeers: new Set([A]), discovered: new Map() })).dial, [], 'nothing once connected');
 });
 
+t.test('a dial that lost a duplicate tie-break is not retried while the peer is connected', async (t) => {
+  const m = new ConnectionMakerCore(() => 0.5);
+  m.connect(['10.0.0.1:6783']);
+  m.plan(input(0));
+  m.attemptFailed('10.0.0.1:6783', 'Multiple connections to a added to b', 10, true, A);
+  t.same(m.plan(input(1e6, { connectedPeers: new Set([A]), connectionCount: 1 })).dial, [], 'A is connected (inbound)');
+  t.same(m.status(new Set([A])), [], 'and the target is not shown as failing');
+  t.same(m.plan(input(2e6)).dial, ['10.0.0.1:6783'], 'once A is gone, the target is dialled again');
+});
+
 t.test('a long-lived connection that breaks is retried at once', async (t) => {
   const m = new ConnectionMakerCore(() => 0.5);
   m.connect(['h:1']);
