@@ -9,25 +9,17 @@ import { join } from 'node:path';
 import { LocalCluster, type ClusterNode, type Pod } from './cluster.js';
 import type { NsProcess } from './ns-process.js';
 import { sweep } from './netns.js';
+import { waitFor } from './wait-for.js';
 
 const WEAVER = fileURLToPath(new URL('../daemon/main.js', import.meta.url));
 const WEAVE_CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 const HTTP_CALL = fileURLToPath(new URL('./http-call.js', import.meta.url));
 
-/** A peer name for node `index` of a cluster: every daemon here shares the machine-id. */
-function nodePeerName(net: number, index: number): string {
+/** A peer name for node `index` of cluster `net`: every daemon here shares the machine-id. */
+export function nodePeerName(net: number, index: number): string {
   return `02:00:00:00:${net.toString(16).padStart(2, '0')}:${index.toString(16).padStart(2, '0')}`;
 }
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 export interface OverlayClusterOptions {
   readonly prefix: string;
@@ -63,7 +55,7 @@ export class OverlayCluster {
       const expose = await waitFor(`${node.name} bridge address`, async () => {
         const r = await oc.call(node, 'GET', '/ip/weave:expose');
         return r.status === 200 ? r.body : undefined;
-      }, 40_000);
+      }, 40_000, 200);
       oc.gateways.set(node, expose.split('/')[0]!);
     }
     return oc;
@@ -109,7 +101,7 @@ export class OverlayCluster {
         if (got !== want) return undefined;
       }
       return true;
-    }, timeoutMs);
+    }, timeoutMs, 200);
   }
 
   /** A pod on `node` with an address from that node's IPAM and the bridge as its gateway. */

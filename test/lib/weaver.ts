@@ -4,6 +4,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { request } from 'node:http';
+import { nodePeerName } from '../../src/cluster/overlay-cluster.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -35,7 +36,7 @@ export interface WeaverOptions {
 /** A peer name derived from a loopback address: 127.0.10.3 -> 02:00:00:00:0a:03. */
 export function nameForIp(ip: string): string {
   const [, , c, d] = ip.split('.').map(Number) as [number, number, number, number];
-  return `02:00:00:00:${c.toString(16).padStart(2, '0')}:${d.toString(16).padStart(2, '0')}`;
+  return nodePeerName(c, d);
 }
 
 export class Weaver {
@@ -216,20 +217,4 @@ export function runNode(args: readonly string[], env: Readonly<Record<string, st
   });
 }
 
-/** Polls `probe` until it returns a value (not undefined), or fails after `timeoutMs`. */
-export async function waitFor<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (err) {
-      lastError = err;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out waiting for ${what}${lastError ? `: ${(lastError as Error).message}` : ''}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+export { waitFor } from '../../src/cluster/wait-for.js';
