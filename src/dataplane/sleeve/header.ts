@@ -32,6 +32,7 @@
 //
 // Malformed input from the network is never thrown: decoding returns a SleeveFormatError value
 // whose `reason` names a drop counter.
+import { VIRTIO_NET_HDR_LEN } from '../tap/virtio-net-hdr.js';
 
 /** First byte of every sleeve datagram. */
 export const SLEEVE_MAGIC = 0xf7;
@@ -75,7 +76,8 @@ export const MAX_SEQUENCE = Number.MAX_SAFE_INTEGER;
 export const UDP_IPV4_OVERHEAD = 28;
 /** IPv6 (40) + UDP (8) headers of the underlay. */
 export const UDP_IPV6_OVERHEAD = 48;
-export const VIRTIO_NET_HDR_LENGTH = 10;
+/** The TAP's virtio_net_hdr in front of a frame (defined once, with the TAP's codec). */
+export const VIRTIO_NET_HDR_LENGTH = VIRTIO_NET_HDR_LEN;
 export const AEAD_TAG_LENGTH = 16;
 /** The overlay frame's own Ethernet header (no VLAN tag: pods do not tag). */
 export const ETHERNET_HEADER_LENGTH = 14;
