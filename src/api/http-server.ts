@@ -7,6 +7,7 @@ import type { HostPort } from '../net/address.js';
 import type { RouterStatus } from '../mesh/status.js';
 import type { Result } from '../ipam/service.js';
 import type { Registry } from 'prom-client';
+import type { Attachment } from './cni-protocol.js';
 import { renderConnections, renderPeers, renderRouterSection, renderStatus, renderTargets } from './status-text.js';
 
 
@@ -31,6 +32,8 @@ export interface ApiBackend {
   forget(peers: readonly string[]): void;
   readonly ipam?: IpamApi;
   readonly metrics?: Registry;
+  /** The pods attached through the CNI plugin, for `weave ps` (absent without a data path). */
+  attachments?(): readonly Attachment[];
 }
 
 export interface ApiServerOptions {

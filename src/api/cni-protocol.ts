@@ -1,0 +1,106 @@
+// The contract between the `weave-net` CNI plugin (a thin client, src/cni/) and the daemon that
+// does the work (it allocates the address and makes the links). HTTP/1.1 with JSON bodies over
+// the daemon's unix socket (`--socket`, default /run/weave/weave.sock; the network config's
+// `"socket"` key points the plugin at it). Types only: both sides import this file (it lives in
+// api/ because the layers below cni/ may not import from it).
+//
+//   POST /cni/add    CniAddRequest    → 200 CniAddResponse
+//   POST /cni/del    CniDelRequest    → 200 {}            (idempotent; unknown container is fine)
+//   POST /cni/check  CniCheckRequest  → 200 {}            (or an error naming what is wrong)
+//   POST /cni/gc     CniGcRequest     → 200 CniGcResponse
+//   GET  /cni/status                  → 200 {} when ADD can succeed, else 503 with a CniErrorBody
+//
+// Any non-200 answer carries a CniErrorBody whose code the plugin passes on to the runtime.
+
+/** Where the daemon listens for the plugin unless told otherwise. */
+export const DEFAULT_CNI_SOCKET = '/run/weave/weave.sock';
+
+/**
+ * Releases the plugin could not hand to the daemon (it was down) wait here, one JSON file
+ * (CniDelRequest) per attachment, beside the socket: the daemon replays them when it starts.
+ */
+export function pendingReleaseDir(socketPath: string): string {
+  const slash = socketPath.lastIndexOf('/');
+  return `${slash <= 0 ? '/' : socketPath.slice(0, slash)}/cni-pending-del`;
+}
+
+/** An attachment is identified as CNI identifies it: container id and interface name. */
+export interface CniAttachmentKey {
+  readonly containerId: string;
+  readonly ifName: string;
+}
+
+export interface CniAddRequest extends CniAttachmentKey {
+  /** Path of the pod's network namespace (CNI_NETNS). */
+  readonly netns: string;
+  /** From CNI_ARGS (K8S_POD_NAMESPACE, K8S_POD_NAME, K8S_POD_UID) when the runtime gives them. */
+  readonly pod?: { readonly namespace?: string; readonly name?: string; readonly uid?: string };
+  /** The network config's `mtu`, when it overrides the daemon's overlay MTU. */
+  readonly mtu?: number;
+  /** The network config's `hairpinMode` (default true, as Weave). */
+  readonly hairpin?: boolean;
+}
+
+export interface CniAddResponse {
+  /** Host side of the veth pair, on the bridge: `vethwepl<first 7 of the container id>`. */
+  readonly hostInterface: { readonly name: string; readonly mac: string };
+  /** Pod side, in its namespace. */
+  readonly interface: { readonly name: string; readonly mac: string; readonly sandbox: string };
+  /** The pod's address with the range's prefix, e.g. `10.32.0.5/12`. */
+  readonly address: string;
+  /** The bridge's own address (weave:expose), the pod's default gateway. */
+  readonly gateway: string;
+  readonly routes: readonly { readonly dst: string; readonly gw?: string }[];
+  readonly mtu: number;
+}
+
+export interface CniDelRequest extends CniAttachmentKey {
+  /** Empty or absent when the runtime no longer has the namespace. */
+  readonly netns?: string;
+}
+
+export interface CniCheckRequest extends CniAttachmentKey {
+  readonly netns: string;
+  /** The address of the previous result (prevResult), if the runtime sent one. */
+  readonly address?: string;
+}
+
+export interface CniGcRequest {
+  /** cni.dev/valid-attachments: every attachment the runtime still has. */
+  readonly valid: readonly CniAttachmentKey[];
+}
+
+export interface CniGcResponse {
+  /** Attachments released by this GC. */
+  readonly released: readonly CniAttachmentKey[];
+}
+
+/** CNI error codes the plugin and daemon use (spec §"Error"). */
+export const CniCode = {
+  incompatibleVersion: 1,
+  unsupportedField: 2,
+  unknownContainer: 3,
+  invalidNetworkConfig: 4,
+  ioFailure: 5,
+  decodeFailure: 6,
+  invalidEnvironment: 7,
+  tryAgainLater: 11,
+  pluginNotAvailable: 50,
+  limitedConnectivity: 51,
+  /** First of the plugin-specific codes (100+). */
+  internal: 100,
+} as const;
+
+export interface CniErrorBody {
+  readonly code: number;
+  readonly msg: string;
+  readonly details?: string;
+}
+
+/** One attached pod as `weave ps` shows it (`<id> <mac> <cidr>`). */
+export interface Attachment {
+  readonly containerId: string;
+  readonly ifName: string;
+  readonly mac: string;
+  readonly cidr: string;
+}
