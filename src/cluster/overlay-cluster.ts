@@ -3,7 +3,7 @@
 // with addresses from IPAM. Used by the network tests, the benchmarks and `npm run demo`;
 // destroy() removes every namespace, process and state file it made.
 import { fileURLToPath } from 'node:url';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalCluster, type ClusterNode, type Pod } from './cluster.js';
@@ -70,12 +70,28 @@ export class OverlayCluster {
     return this.cluster.nodes as ClusterNode[];
   }
 
+  /**
+   * The unix socket node `node`'s daemon serves the CNI plugin on (`--socket`): one per node,
+   * in the cluster's state directory, so that nodes sharing this machine do not collide. The
+   * socket is a file, so it is reachable from any namespace.
+   */
+  socketPath(node: ClusterNode): string {
+    return join(this.state, node.name, 'weave.sock');
+  }
+
+  /** Path and file-name prefix of node `node`'s persisted state (`--db-prefix`). */
+  dbPrefix(node: ClusterNode): string {
+    return join(this.state, `${node.name}-`);
+  }
+
   startDaemon(node: ClusterNode): NsProcess {
     const o = this.options;
+    mkdirSync(join(this.state, node.name), { recursive: true, mode: 0o700 });
     const first = this.nodes[0]!;
     const peers = o.peersFor ? o.peersFor(node.index, this.cluster) : node === first ? [] : [first.underlayIp];
     const proc = node.spawn([process.execPath, WEAVER, '--name', nodePeerName(o.net, node.index), '--nickname', node.name,
-      '--host', node.underlayIp, '--metrics-addr', `${node.underlayIp}:6782`, '--db-prefix', join(this.state, `${node.name}-`),
+      '--host', node.underlayIp, '--metrics-addr', `${node.underlayIp}:6782`, '--db-prefix', this.dbPrefix(node),
+      '--socket', this.socketPath(node),
       '--log-format', 'json', '--heartbeat-interval', '1', '--gossip-interval', '1', '--ipalloc-init', `consensus=${o.nodes}`,
       ...(o.argsFor ? o.argsFor(node.index) : []), ...peers], o.password !== undefined ? { env: { WEAVE_PASSWORD: o.password } } : {});
     this.daemons.set(node, proc);

@@ -7,6 +7,7 @@ import { parseHostPort, formatHostPort, DEFAULT_MESH_PORT, type HostPort } from 
 import { LOG_LEVELS, type LogFormat } from '../log/logger.js';
 import type { LevelWithSilent } from 'pino';
 import { parseCidr, type Cidr } from '../net/ipv4.js';
+import { DEFAULT_CNI_SOCKET } from '../api/cni-protocol.js';
 
 /** How the first division of the range is agreed (`--ipalloc-init`, `IPALLOC_INIT`). */
 export type IpallocInit =
@@ -47,6 +48,8 @@ export interface Config {
   readonly dbPrefix: string;
   /** Seconds an allocation may wait for consensus or space before it fails with the status. */
   readonly ipamRequestTimeout: number;
+  /** Unix socket of the CNI plugin's API (served only with a data path). */
+  readonly socket: string;
   readonly printPeerName: boolean;
   readonly showVersion: boolean;
   readonly showHelp: boolean;
@@ -78,6 +81,8 @@ Flags:
   --ipalloc-init MODE    consensus[=N] | seed=NAME,... | observer (or IPALLOC_INIT; default
                          consensus with N = the number of peers given + 1)
   --db-prefix PATH       where state is kept (default /var/lib/weave/weave-net: file weave-netdata.json)
+  --socket PATH          unix socket for the weave-net CNI plugin (default ${DEFAULT_CNI_SOCKET},
+                         or WEAVE_SOCKET; not served with --no-bridge)
   --print-peer-name      print this machine's peer name and exit
   --version              print the version and exit
   --help                 print this text and exit
@@ -105,6 +110,7 @@ const options = {
   'ipalloc-init': { type: 'string' },
   'db-prefix': { type: 'string' },
   'ipam-request-timeout': { type: 'string' },
+  socket: { type: 'string' },
   'print-peer-name': { type: 'boolean' },
   version: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -153,6 +159,10 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Co
   if (dbPrefix === '' || dbPrefix.endsWith('/')) {
     throw new ConfigError(`invalid --db-prefix "${dbPrefix}": want a path and file-name prefix, e.g. /var/lib/weave/weave-net`);
   }
+  const socket = flagOrEnv(v.socket, 'WEAVE_SOCKET') ?? DEFAULT_CNI_SOCKET;
+  if (!socket.startsWith('/') || socket.endsWith('/') || Buffer.byteLength(socket) > 107) {
+    throw new ConfigError(`invalid --socket "${socket}": want an absolute file path of at most 107 bytes`);
+  }
 
   return {
     ...(v.name !== undefined ? { name: wrap('--name', () => parsePeerName(v.name!)) } : {}),
@@ -177,6 +187,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Co
     ipallocInit,
     dbPrefix,
     ipamRequestTimeout: numberIn('--ipam-request-timeout', v['ipam-request-timeout'], 30, 0.1, 3600),
+    socket,
     printPeerName: v['print-peer-name'] === true,
     showVersion: v.version === true,
     showHelp: v.help === true,

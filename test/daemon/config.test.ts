@@ -62,3 +62,11 @@ t.test('bad input is one clear line naming the flag', async (t) => {
     }
   }
 });
+
+t.test('--socket: the CNI plugin\'s unix socket', async (t) => {
+  t.equal(parseConfig([], {}).socket, '/run/weave/weave.sock');
+  t.equal(parseConfig([], { WEAVE_SOCKET: '/tmp/w/e.sock' }).socket, '/tmp/w/e.sock');
+  t.equal(parseConfig(['--socket', '/a/b.sock'], { WEAVE_SOCKET: '/tmp/w/e.sock' }).socket, '/a/b.sock');
+  t.throws(() => parseConfig(['--socket', 'rel.sock'], {}), /invalid --socket "rel.sock": want an absolute file path/);
+  t.throws(() => parseConfig(['--socket', `/${'x'.repeat(120)}`], {}), /at most 107 bytes/);
+});
