@@ -1,18 +1,17 @@
 #!/usr/bin/env node
-// weave-net: the CNI plugin. For now it answers VERSION only; ADD, DEL, CHECK, GC and STATUS
-// arrive with the plugin itself. Errors are CNI error JSON on stdout, as the spec asks.
-const SUPPORTED = ['0.3.0', '0.3.1', '0.4.0', '1.0.0'];
+// weave-net: the CNI plugin, a thin client of the weave daemon (see plugin.ts for the steps).
+// Run by the container runtime with CNI_* in the environment and the network config on stdin;
+// the result, or a CNI error, goes to stdout. Kept to node: built-ins and the few modules under
+// src/cni, because it starts once per pod and its start-up is the runtime's wait.
+import { realIo } from './io.js';
+import { runPlugin } from './plugin.js';
 
-function cniError(code: number, msg: string, details?: string): never {
-  process.stdout.write(`${JSON.stringify({ cniVersion: '1.0.0', code, msg, ...(details ? { details } : {}) })}\n`);
-  process.exit(1);
-}
-
-const command = process.env.CNI_COMMAND;
-if (command === 'VERSION') {
-  process.stdout.write(`${JSON.stringify({ cniVersion: '1.0.0', supportedVersions: SUPPORTED })}\n`);
-} else if (command === undefined || command === '') {
-  cniError(7, 'CNI_COMMAND is not set', 'weave-net is a CNI plugin: a container runtime runs it with CNI_COMMAND and the network config on stdin');
-} else {
-  cniError(4, `CNI_COMMAND ${command} is not supported by this build of weave-net`);
-}
+runPlugin(process.env, realIo).then((outcome) => {
+  if (outcome.stderr) process.stderr.write(`${outcome.stderr}\n`);
+  process.stdout.write(outcome.stdout);
+  process.exitCode = outcome.exitCode;
+}, (err: unknown) => {
+  // runPlugin turns every failure into an Outcome; this is for a bug in that.
+  process.stdout.write(`${JSON.stringify({ cniVersion: '1.0.0', code: 100, msg: `weave-net crashed: ${String(err)}` })}\n`);
+  process.exitCode = 1;
+});
