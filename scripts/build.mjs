@@ -30,3 +30,7 @@ run(bin('tsc'), ['-p', 'tsconfig.json']);
 for (const entry of ['dist/src/daemon/main.js', 'dist/src/cli/main.js', 'dist/src/cni/main.js']) {
   if (existsSync(join(root, entry))) chmodSync(join(root, entry), 0o755);
 }
+// The CNI plugin as one self-contained executable, dist/bin/weave-net (scripts/build-cni.mjs);
+// skipped when its bundle and the node binary are what they were at the last build.
+const { buildCni } = await import('./build-cni.mjs');
+if (await buildCni()) process.stdout.write('built dist/bin/weave-net\n');
