@@ -8,6 +8,7 @@ import type { RouterStatus } from '../mesh/status.js';
 import type { Result } from '../ipam/service.js';
 import type { Registry } from 'prom-client';
 import type { Attachment } from './cni-protocol.js';
+import { renderPs } from './cni-records.js';
 import { renderConnections, renderPeers, renderRouterSection, renderStatus, renderTargets } from './status-text.js';
 
 
@@ -101,6 +102,9 @@ async function handle(backend: ApiBackend, req: IncomingMessage, res: ServerResp
       case '/metrics':
         if (!backend.metrics) break;
         return reply(res, 200, await backend.metrics.metrics(), backend.metrics.contentType);
+      case '/ps':
+        if (!backend.attachments) break;
+        return reply(res, 200, renderPs(backend.attachments()));
       case '/ip':
         if (!backend.ipam) break;
         return reply(res, 200, `${JSON.stringify({ owned: backend.ipam.owned() })}\n`, 'application/json');

@@ -5,6 +5,7 @@ import { parseHostPort } from '../net/address.js';
 import { callApi, DaemonUnreachable, type ApiResponse } from './http-client.js';
 import { reportField } from './report-field.js';
 import { VERSION } from '../version.js';
+import { parseSetupCniArgs, setupCni, SetupCniUsageError } from './setup-cni.js';
 
 const USAGE = `Usage:
   weave status [targets | connections | peers | ipam]
@@ -12,6 +13,9 @@ const USAGE = `Usage:
   weave connect [--replace] <peer> ...
   weave forget <peer> ...
   weave rmpeer <peer name or nickname> ...
+  weave ps                      pods attached by the CNI plugin: <container id> <mac> <address>
+  weave setup-cni [--bin-dir DIR] [--conf-dir DIR] [--socket PATH] [--only binary|conflist]
+                  [--from PATH]  install /opt/cni/bin/weave-net and /etc/cni/net.d/10-weave.conflist
   weave version
   weave help
 
@@ -72,6 +76,20 @@ async function run(args: readonly string[]): Promise<number> {
         code = Math.max(code, print(r));
       }
       return code;
+    }
+    case 'ps':
+      if (rest.length > 0) throw new UsageError('ps takes no arguments');
+      return print(await callApi(addr, 'GET', '/ps'));
+    case 'setup-cni': {
+      let options;
+      try {
+        options = parseSetupCniArgs(rest);
+      } catch (err) {
+        if (err instanceof SetupCniUsageError) throw new UsageError(err.message);
+        throw err;
+      }
+      for (const line of setupCni(options)) process.stdout.write(`${line}\n`);
+      return 0;
     }
     case 'version':
       process.stdout.write(`weave ${VERSION}\n`);

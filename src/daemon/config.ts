@@ -50,6 +50,8 @@ export interface Config {
   readonly ipamRequestTimeout: number;
   /** Unix socket of the CNI plugin's API (served only with a data path). */
   readonly socket: string;
+  /** Seconds between checks that every recorded CNI attachment still has its link. */
+  readonly cniReconcileInterval: number;
   readonly printPeerName: boolean;
   readonly showVersion: boolean;
   readonly showHelp: boolean;
@@ -83,6 +85,8 @@ Flags:
   --db-prefix PATH       where state is kept (default /var/lib/weave/weave-net: file weave-netdata.json)
   --socket PATH          unix socket for the weave-net CNI plugin (default ${DEFAULT_CNI_SOCKET},
                          or WEAVE_SOCKET; not served with --no-bridge)
+  --cni-reconcile-interval SECONDS  how often addresses of pods whose link is gone are
+                         released (default 60)
   --print-peer-name      print this machine's peer name and exit
   --version              print the version and exit
   --help                 print this text and exit
@@ -111,6 +115,7 @@ const options = {
   'db-prefix': { type: 'string' },
   'ipam-request-timeout': { type: 'string' },
   socket: { type: 'string' },
+  'cni-reconcile-interval': { type: 'string' },
   'print-peer-name': { type: 'boolean' },
   version: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -188,6 +193,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Co
     dbPrefix,
     ipamRequestTimeout: numberIn('--ipam-request-timeout', v['ipam-request-timeout'], 30, 0.1, 3600),
     socket,
+    cniReconcileInterval: numberIn('--cni-reconcile-interval', v['cni-reconcile-interval'], 60, 0.1, 86400),
     printPeerName: v['print-peer-name'] === true,
     showVersion: v.version === true,
     showHelp: v.help === true,

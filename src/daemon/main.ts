@@ -15,6 +15,10 @@ import { describeIpallocInit } from './config.js';
 import { DataPlane, BRIDGE_NAME, TAP_NAME } from '../dataplane/dataplane.js';
 import { EXPOSE_ID } from '../ipam/space.js';
 import type { Logger } from '../log/logger.js';
+import { CniService } from '../api/cni-service.js';
+import { createCniServer, listenUnix } from '../api/cni-server.js';
+import { PodLinks } from '../dataplane/host/pod-link.js';
+import { localRunner } from '../dataplane/host/runner.js';
 
 function fail(message: string): never {
   process.stderr.write(`weaver: ${message}\n`);
@@ -106,12 +110,40 @@ async function main(): Promise<void> {
     resolve: (text) => router.resolvePeer(text),
   });
   router.onTopologyChange(() => ipam.setReachable(router.reachablePeers()));
-  if (dataplane) void exposeBridge(ipam, dataplane, log);
+  // The pods' gateway, once the bridge has its address.
+  let bridgeAddress: string | undefined;
+  if (dataplane) void exposeBridge(ipam, dataplane, log).then((cidr) => { bridgeAddress = cidr.split('/')[0]; });
 
   try {
     await router.start();
   } catch (err) {
     fail(`cannot listen on ${config.host || '*'}:${config.port}: ${(err as Error).message}`);
+  }
+
+  // The CNI plugin's socket: only with a data path, since pods need the bridge.
+  let cni: CniService | undefined;
+  let cniServer: ReturnType<typeof createCniServer> | undefined;
+  let cniTimer: NodeJS.Timeout | undefined;
+  if (dataplane) {
+    const cniLog = rootLog.child({ component: 'cni' });
+    try {
+      cni = await CniService.open({
+        ipam, links: new PodLinks(localRunner()), gateway: () => bridgeAddress, bridge: BRIDGE_NAME, mtu: config.mtu,
+        statePath: `${config.dbPrefix}cni.json`, socketPath: config.socket, log: cniLog,
+      });
+      cniServer = createCniServer(cni, cniLog);
+      await listenUnix(cniServer, config.socket);
+    } catch (err) {
+      fail(`cannot serve the CNI plugin on ${config.socket}: ${(err as Error).message}`);
+    }
+    cniLog.info(`Listening for CNI requests on ${config.socket}`);
+    const service = cni;
+    const reconcile = (): void => {
+      service.reconcile().catch((err: unknown) => cniLog.error({ err }, `CNI reconcile failed: ${(err as Error).message}`));
+    };
+    reconcile();
+    cniTimer = setInterval(reconcile, config.cniReconcileInterval * 1000);
+    cniTimer.unref();
   }
 
   const backend: ApiBackend = {
@@ -120,6 +152,7 @@ async function main(): Promise<void> {
     connect: (peers, replace) => router.connect(peers, replace),
     forget: (peers) => router.forget(peers),
     ipam,
+    ...(cni ? { attachments: () => cni!.attachments() } : {}),
     metrics: createMetrics({
       routerStatus: () => router.status(),
       ipamCounts: () => ipam.counts(),
@@ -151,7 +184,8 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'shutting down');
-    for (const server of [api, statusServer]) {
+    clearInterval(cniTimer);
+    for (const server of [api, statusServer, cniServer]) {
       server?.close();
       server?.closeAllConnections();
     }
@@ -164,13 +198,13 @@ async function main(): Promise<void> {
 }
 
 /** Gives the bridge its own address from IPAM (weave:expose), retrying while IPAM is not ready. */
-async function exposeBridge(ipam: IpamService, dataplane: DataPlane, log: Logger): Promise<void> {
+async function exposeBridge(ipam: IpamService, dataplane: DataPlane, log: Logger): Promise<string> {
   for (;;) {
     const r = await ipam.allocate(EXPOSE_ID);
     if (r.ok) {
       await dataplane.setBridgeAddress(r.value);
       log.info({ address: r.value }, `bridge ${BRIDGE_NAME} has address ${r.value} (weave:expose)`);
-      return;
+      return r.value;
     }
     log.info({ reason: r.error }, `bridge address not yet allocated: ${r.error}`);
     await new Promise((res) => setTimeout(res, 1000));

@@ -186,6 +186,11 @@ export class IpamService implements GossipHandler {
 
   // ---- status (snapshots only: never waits) ----
 
+  /** The allocator's `Status:` value ("ready", "awaiting consensus ...", ...). */
+  status(): string {
+    return this.ipam.status();
+  }
+
   serviceLines(): string[] {
     return ipamServiceLines(this.ipam.status(), this.ipam.range);
   }
