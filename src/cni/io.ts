@@ -16,8 +16,8 @@ export function netnsState(path: string): NetnsState {
     const own = statSync('/proc/self/ns/net');
     return ns.dev === own.dev && ns.ino === own.ino ? 'host' : 'ok';
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return 'missing';
-    throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' || code === 'ENOTDIR' ? 'missing' : { unreadable: (err as Error).message };
   }
 }
 

@@ -18,7 +18,7 @@ import { addressOf } from './prev-result.js';
 import { buildResult } from './result.js';
 import { LATEST_VERSION, SUPPORTED_VERSIONS, isSupported } from './versions.js';
 
-export type NetnsState = 'ok' | 'missing' | 'not-netns' | 'host';
+export type NetnsState = 'ok' | 'missing' | 'not-netns' | 'host' | { readonly unreadable: string };
 
 export interface PluginIo {
   readonly readStdin: () => Promise<string>;
@@ -125,6 +125,7 @@ function checkNetns(path: string, io: PluginIo): void {
   const state = io.netnsState(path);
   if (state === 'missing') throw badEnv(`CNI_NETNS ${path} does not exist: the container's network namespace is gone or was never made`);
   if (state === 'not-netns') throw badEnv(`CNI_NETNS ${path} is not a network namespace`);
+  if (typeof state === 'object') throw badEnv(`CNI_NETNS ${path} cannot be looked at: ${state.unreadable}`);
   if (state === 'host') throw badEnv(`CNI_NETNS ${path} is this host's own network namespace: weave-net attaches containers in namespaces of their own`);
 }
 

@@ -1,0 +1,89 @@
+// For the plugin's tests and benchmark: runs the weave-net executable as a runtime runs it (exact
+// environment, config on stdin), and builds and runs cni-driver (main.go here), which drives
+// plugins through the real CNI library. The driver is compiled into a temporary directory that
+// the caller removes; nothing built is committed.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { exec, type Netns } from '../../../src/cluster/exec.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+/** The self-contained executable (scripts/build-cni.mjs). */
+export const PLUGIN_SEA = join(here, '..', '..', '..', 'bin', 'weave-net');
+/** The same plugin as compiled JavaScript, run by node. */
+export const PLUGIN_JS = join(here, '..', '..', '..', 'src', 'cni', 'main.js');
+/** The driver's Go source, in the repository (dist/test/cni/driver -> test/cni/driver). */
+const DRIVER_SRC = join(here, '..', '..', '..', '..', 'test', 'cni', 'driver');
+
+export interface PluginRun {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+  /** stdout parsed, when it is JSON. */
+  readonly json: Record<string, unknown> | undefined;
+}
+
+/** Runs a plugin in `ns` with exactly `env` (nothing inherited: no PATH either) and `stdin`. */
+export async function runPlugin(ns: Netns, env: Readonly<Record<string, string>>, stdin: string, argv: readonly string[] = [PLUGIN_SEA]): Promise<PluginRun> {
+  const r = await exec(ns, ['env', '-i', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), ...argv], { input: stdin, timeoutMs: 60_000 });
+  let json: Record<string, unknown> | undefined;
+  try {
+    json = JSON.parse(r.stdout) as Record<string, unknown>;
+  } catch {
+    json = undefined;
+  }
+  return { code: r.code, stdout: r.stdout, stderr: r.stderr, json };
+}
+
+interface Teardown {
+  teardown(fn: () => unknown): void;
+}
+
+/** Compiles cni-driver with Debian's Go and libcni; returns the executable's path. */
+export function buildDriver(t: Teardown): string {
+  const dir = mkdtempSync(join(tmpdir(), 'weft-cni-driver-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const exe = join(dir, 'cni-driver');
+  execFileSync('go', ['build', '-o', exe, '.'], {
+    cwd: DRIVER_SRC, stdio: 'pipe',
+    env: { ...process.env, GOPATH: '/usr/share/gocode', GO111MODULE: 'off', GOFLAGS: '', GOCACHE: join(tmpdir(), 'weft-go-cache') },
+  });
+  return exe;
+}
+
+export interface DriverAnswer {
+  readonly ok: boolean;
+  readonly code?: number;
+  readonly msg?: string;
+  readonly error?: string;
+  readonly result?: CniResultJson;
+  readonly addMs?: number[];
+  readonly delMs?: number[];
+}
+
+export interface CniResultJson {
+  cniVersion: string;
+  interfaces: { name: string; mac: string; sandbox?: string; mtu?: number }[];
+  ips: { address: string; gateway?: string; interface?: number; version?: string }[];
+  routes?: { dst: string; gw?: string }[];
+  dns?: { nameservers?: string[]; domain?: string; search?: string[]; options?: string[] };
+}
+
+/** Runs `cni-driver <command> ...args` in `ns` and returns its one-line JSON answer. */
+export async function driver(ns: Netns, exe: string, command: string, args: readonly string[]): Promise<DriverAnswer> {
+  const r = await exec(ns, [exe, command, ...args], { timeoutMs: 180_000 });
+  try {
+    return JSON.parse(r.stdout) as DriverAnswer;
+  } catch {
+    throw new Error(`cni-driver ${command} ${args.join(' ')} exited ${r.code}: ${r.stdout}${r.stderr}`);
+  }
+}
+
+/** Writes a conflist file into `dir` and returns its path. */
+export function writeConflist(dir: string, name: string, conflist: unknown): string {
+  const path = join(dir, `${name}.conflist`);
+  writeFileSync(path, JSON.stringify(conflist, null, 2));
+  return path;
+}
