@@ -54,8 +54,8 @@ export function parseNetConf(text: string, command: CniCommand): NetConf {
   const socket = raw.socket ?? DEFAULT_CNI_SOCKET;
   if (typeof socket !== 'string' || !socket.startsWith('/')) throw badConfig(`"socket" must be the absolute path of the weave daemon's unix socket, got ${JSON.stringify(raw.socket)}`);
   const mtu = raw.mtu;
-  if (mtu !== undefined && !(Number.isInteger(mtu) && (mtu === 0 || ((mtu as number) >= 68 && (mtu as number) <= 65535)))) {
-    throw badConfig(`"mtu" must be an integer from 68 to 65535 (or 0 for the weave bridge's), got ${JSON.stringify(mtu)}`);
+  if (mtu !== undefined && !(Number.isInteger(mtu) && (mtu === 0 || ((mtu as number) >= 576 && (mtu as number) <= 65535)))) {
+    throw badConfig(`"mtu" must be an integer from 576 to 65535 (or 0 for the weave bridge's), got ${JSON.stringify(mtu)}`);
   }
   const hairpin = raw.hairpinMode ?? true;
   if (typeof hairpin !== 'boolean') throw badConfig(`"hairpinMode" must be true or false, got ${JSON.stringify(raw.hairpinMode)}`);

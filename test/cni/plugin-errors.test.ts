@@ -46,7 +46,7 @@ t.test('bad input: each gives its CNI code and a clear message', async (t) => {
     ['missing CNI_CONTAINERID and CNI_IFNAME', { CNI_COMMAND: 'ADD', CNI_NETNS: netnsPath(NS) }, conf(), 7, /CNI_CONTAINERID, CNI_IFNAME/],
     ['unknown cniVersion', add, conf({ cniVersion: '2.0.0' }), 1, /cniVersion 2.0.0 is not supported by weave-net \(it supports 0.3.0, 0.3.1, 0.4.0, 1.0.0, 1.1.0\)/],
     ['CHECK at 0.3.1', { ...add, CNI_COMMAND: 'CHECK' }, conf({ cniVersion: '0.3.1' }), 1, /CHECK needs cniVersion 0.4.0 or later/],
-    ['bad mtu', add, conf({ mtu: 9 }), 4, /"mtu" must be an integer from 68 to 65535/],
+    ['bad mtu', add, conf({ mtu: 9 }), 4, /"mtu" must be an integer from 576 to 65535/],
     ['delegated IPAM', add, conf({ ipam: { type: 'host-local' } }), 2, /"ipam".* is not supported/],
     ['a netns that does not exist', { ...add, CNI_NETNS: '/run/netns/wn5-none' }, conf(), 7, /CNI_NETNS \/run\/netns\/wn5-none does not exist/],
     ['a netns path that is a plain file', { ...add, CNI_NETNS: '/etc/hostname' }, conf(), 7, /CNI_NETNS \/etc\/hostname is not a network namespace/],

@@ -77,7 +77,7 @@ t.test('network config: versions, fields, and the code for each mistake', async 
     [conf({ name: 'we ave' }), 'ADD', 4, /not a valid network name/],
     [conf({ type: '' }), 'ADD', 4, /"type" must name the plugin/],
     [conf({ socket: 'weave.sock' }), 'ADD', 4, /"socket" must be the absolute path/],
-    [conf({ mtu: 20 }), 'ADD', 4, /"mtu" must be an integer from 68 to 65535/],
+    [conf({ mtu: 20 }), 'ADD', 4, /"mtu" must be an integer from 576 to 65535/],
     [conf({ mtu: '1400' }), 'ADD', 4, /"mtu"/],
     [conf({ hairpinMode: 'yes' }), 'ADD', 4, /"hairpinMode" must be true or false/],
     [conf({ ipam: { type: 'host-local' } }), 'ADD', 2, /"ipam": .* is not supported/],

@@ -59,6 +59,8 @@ export interface DriverAnswer {
   readonly msg?: string;
   readonly error?: string;
   readonly result?: CniResultJson;
+  /** GC/STATUS: plugins skipped for not speaking spec 1.1. */
+  readonly skipped?: string[];
   readonly addMs?: number[];
   readonly delMs?: number[];
 }

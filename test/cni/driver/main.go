@@ -5,6 +5,7 @@
 //	cni-driver add|check|del -conflist F -id ID -netns PATH [-ifname eth0] [-args K=V;...] [-caps JSON]
 //	cni-driver gc -conflist F -valid ID/IFNAME,...      (CNI_COMMAND=GC, spec 1.1)
 //	cni-driver status -conflist F                        (CNI_COMMAND=STATUS, spec 1.1)
+//	  (GC and STATUS skip the plugins whose VERSION does not list 1.1.0, and say which)
 //	cni-driver bench -conflist F -netns P1,P2,...        ADD each, then DEL each, timed
 //
 // libcni 1.1.2 predates GC and STATUS, so those go through its pkg/invoke with the command set by
@@ -94,7 +95,25 @@ func main() {
 			}
 			keep = append(keep, map[string]string{"containerID": parts[0], "ifname": parts[1]})
 		}
+		skipped := []string{}
 		for _, plugin := range list.Plugins {
+			exe, err := invoke.FindInPath(plugin.Network.Type, paths)
+			if err != nil {
+				fail(err)
+			}
+			// A plugin older than spec 1.1 does not know the command: skip it, as a runtime would.
+			info, err := invoke.GetVersionInfo(ctx, exe, nil)
+			if err != nil {
+				fail(err)
+			}
+			speaks := false
+			for _, v := range info.SupportedVersions() {
+				speaks = speaks || v == "1.1.0"
+			}
+			if !speaks {
+				skipped = append(skipped, plugin.Network.Type)
+				continue
+			}
 			conf := map[string]interface{}{}
 			if err := json.Unmarshal(plugin.Bytes, &conf); err != nil {
 				fail(err)
@@ -105,15 +124,11 @@ func main() {
 				conf["cni.dev/valid-attachments"] = keep
 			}
 			stdin, _ := json.Marshal(conf)
-			exe, err := invoke.FindInPath(plugin.Network.Type, paths)
-			if err != nil {
-				fail(err)
-			}
 			if err := invoke.ExecPluginWithoutResult(ctx, exe, stdin, &invoke.Args{Command: strings.ToUpper(cmd), Path: *path}, nil); err != nil {
 				fail(err)
 			}
 		}
-		say(answer{"ok": true})
+		say(answer{"ok": true, "skipped": skipped})
 	case "bench":
 		namespaces := strings.Split(*netns, ",")
 		add := make([]float64, 0, len(namespaces))
