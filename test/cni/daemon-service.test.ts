@@ -1,0 +1,103 @@
+// The CNI service's decisions that need no kernel: an ADD never waits on IPAM for long (CNI
+// runtimes time out), an allocation it gave up on is released when it arrives, STATUS says why
+// ADD cannot succeed, and the attachments file round-trips and is set aside when damaged.
+import t from 'tap';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CniService, CniFailure, type CniIpam } from '../../src/api/cni-service.js';
+import { gcVictims, orphans, parseRecords, recordsToText, renderPs, toAttachments, type AttachmentRecord } from '../../src/api/cni-records.js';
+import { PodLinks } from '../../src/dataplane/host/pod-link.js';
+import type { Result } from '../../src/ipam/service.js';
+import { createLogger } from '../../src/log/logger.js';
+
+const log = createLogger({ level: 'silent' });
+
+/** An IPAM whose allocations complete only when the test says so. */
+class SlowIpam implements CniIpam {
+  readonly held = new Map<string, string>();
+  private waiting = new Map<string, (r: Result<string>) => void>();
+  statusText = 'awaiting consensus (quorum: 2, known: 1)';
+  allocate(id: string): Promise<Result<string>> {
+    return new Promise((resolve) => this.waiting.set(id, resolve));
+  }
+  grant(id: string, cidr: string): void {
+    this.held.set(id, cidr);
+    this.waiting.get(id)!({ ok: true, value: cidr });
+  }
+  async release(id: string): Promise<Result<undefined>> {
+    return this.held.delete(id) ? { ok: true, value: undefined } : { ok: false, status: 404, error: `no address for ${id}` };
+  }
+  lookup(id: string): string | undefined {
+    return this.held.get(id);
+  }
+  status(): string {
+    return this.statusText;
+  }
+}
+
+function tempDir(t: { teardown(fn: () => void): void }): string {
+  const dir = mkdtempSync(join(tmpdir(), 'weft-cni-service-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+// A runner that must not be reached: ADD fails before any link work in these tests.
+const noLinks = new PodLinks(async (argv) => ({ code: 1, stdout: '', stderr: `unexpected command ${argv.join(' ')}` }));
+
+t.test('ADD answers "try again later" with IPAM\'s status when IPAM cannot allocate in time', async (t) => {
+  const dir = tempDir(t);
+  const ipam = new SlowIpam();
+  const svc = await CniService.open({
+    ipam, links: noLinks, gateway: () => '10.32.0.1', bridge: 'weave', mtu: 1376,
+    statePath: join(dir, 'cni.json'), socketPath: join(dir, 'weave.sock'), log, addWaitMs: 50,
+  });
+  t.same(svc.readiness(), { ready: false, reason: 'IPAM is not ready: awaiting consensus (quorum: 2, known: 1)' });
+  const err = await svc.add({ containerId: 'c1', ifName: 'eth0', netns: '/run/netns/x' }).catch((e: unknown) => e);
+  t.ok(err instanceof CniFailure);
+  t.equal((err as CniFailure).code, 11);
+  t.match((err as CniFailure).message, /no address yet for c1: IPAM is awaiting consensus/);
+  // The allocation arrives after the ADD gave up: nobody holds it, so it is released.
+  ipam.grant('c1', '10.32.0.9/12');
+  await t.resolves(async () => {
+    for (let i = 0; i < 100 && ipam.held.has('c1'); i++) await new Promise((r) => setTimeout(r, 10));
+  });
+  t.notOk(ipam.held.has('c1'), 'the late allocation is released');
+  t.same(svc.attachments(), []);
+});
+
+t.test('STATUS: not ready until the bridge has its address', async (t) => {
+  const dir = tempDir(t);
+  const ipam = new SlowIpam();
+  ipam.statusText = 'ready';
+  let gateway: string | undefined;
+  const svc = await CniService.open({ ipam, links: noLinks, gateway: () => gateway, bridge: 'weave', mtu: 1376, statePath: join(dir, 'cni.json'), socketPath: join(dir, 's.sock'), log });
+  t.same(svc.readiness(), { ready: false, reason: 'bridge weave has no address yet' });
+  const err = await svc.add({ containerId: 'c1', ifName: 'eth0', netns: '/run/netns/x' }).catch((e: unknown) => e);
+  t.equal((err as CniFailure).code, 11);
+  gateway = '10.32.0.1';
+  t.same(svc.readiness(), { ready: true });
+});
+
+const rec = (id: string, mac = '02:00:00:00:00:01'): AttachmentRecord => ({ containerId: id, ifName: 'eth0', netns: `/run/netns/${id}`, hostIf: `vethwepl${id.slice(0, 7)}`, mac, cidr: '10.32.0.2/12' });
+
+t.test('records: round trip, GC victims, orphans, weave ps', async (t) => {
+  const records = [rec('bbbbbbbbbbbbbbbb'), rec('aaaaaaaaaaaaaaaa', '')];
+  t.same(parseRecords(recordsToText(records)), [records[1], records[0]], 'sorted and complete');
+  t.throws(() => parseRecords('{'), /not JSON/);
+  t.throws(() => parseRecords('{"version":2,"attachments":[]}'), /not a version 1/);
+  t.throws(() => parseRecords('{"version":1,"attachments":[{"containerId":1}]}'), /attachment 0 is malformed/);
+  t.same(gcVictims(records, [{ containerId: 'aaaaaaaaaaaaaaaa', ifName: 'eth0' }]).map((r) => r.containerId), ['bbbbbbbbbbbbbbbb']);
+  t.same(gcVictims(records, [{ containerId: 'aaaaaaaaaaaaaaaa', ifName: 'eth1' }]).length, 2, 'the interface name counts');
+  t.same(orphans(records, new Set(['vethweplbbbbbbb']), new Set()).map((r) => r.containerId), ['aaaaaaaaaaaaaaaa']);
+  t.same(orphans(records, new Set(), new Set(['aaaaaaaaaaaaaaaa'])).map((r) => r.containerId), ['bbbbbbbbbbbbbbbb'], 'a container being worked on is left alone');
+  t.equal(renderPs(toAttachments(records)), 'bbbbbbbbbbbb 02:00:00:00:00:01 10.32.0.2/12\n', 'an ADD under way is not listed');
+});
+
+t.test('a damaged attachments file is set aside, not silently dropped', async (t) => {
+  const dir = tempDir(t);
+  writeFileSync(join(dir, 'cni.json'), '{"version":1,"attachments":[');
+  const svc = await CniService.open({ ipam: new SlowIpam(), links: noLinks, gateway: () => undefined, bridge: 'weave', mtu: 1376, statePath: join(dir, 'cni.json'), socketPath: join(dir, 's.sock'), log });
+  t.same(svc.attachments(), []);
+  t.match(readdirSync(dir), [/^cni\.json\.unreadable-/]);
+});
