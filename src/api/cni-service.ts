@@ -126,7 +126,9 @@ export class CniService {
       const made = await this.options.links.add(spec);
       if (made.repaired.length > 0) this.log.info({ containerId: req.containerId, repaired: made.repaired }, `pod link of ${req.containerId} repaired: ${made.repaired.join('; ')}`);
       this.records.set(key, { ...intent, mac: made.podMac });
-      await this.persist();
+      // Not waited for: the intent above already leads back to the address, and the MAC only
+      // feeds `weave ps`; the runtime's ADD need not pay for a second fsync.
+      this.persist().catch((err: unknown) => this.log.error({ err }, `cannot save the CNI attachments: ${(err as Error).message}`));
       this.log.info({ containerId: req.containerId, ifName: req.ifName, address: cidr, hostIf }, `attached ${req.containerId} (${req.ifName} ${cidr}) on ${hostIf}`);
       return {
         hostInterface: { name: made.hostName, mac: made.hostMac },
