@@ -73,9 +73,16 @@ export interface CniResultJson {
   dns?: { nameservers?: string[]; domain?: string; search?: string[]; options?: string[] };
 }
 
+/**
+ * The environment a runtime such as containerd or kubelet runs plugins with, which libcni passes
+ * on. Not this process's: a NODE_EXTRA_CA_CERTS there (this machine has one) makes every node
+ * process, the plugin too, parse a CA bundle at start (measured: start-up doubles).
+ */
+export const RUNTIME_ENV = ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'];
+
 /** Runs `cni-driver <command> ...args` in `ns` and returns its one-line JSON answer. */
 export async function driver(ns: Netns, exe: string, command: string, args: readonly string[]): Promise<DriverAnswer> {
-  const r = await exec(ns, [exe, command, ...args], { timeoutMs: 180_000 });
+  const r = await exec(ns, ['env', '-i', ...RUNTIME_ENV, exe, command, ...args], { timeoutMs: 180_000 });
   try {
     return JSON.parse(r.stdout) as DriverAnswer;
   } catch {

@@ -134,7 +134,7 @@ func main() {
 		add := make([]float64, 0, len(namespaces))
 		del := make([]float64, 0, len(namespaces))
 		for i, ns := range namespaces {
-			rt := &libcni.RuntimeConf{ContainerID: fmt.Sprintf("%sbench%d", *id, i), NetNS: ns, IfName: *ifname, Args: rt.Args}
+			rt := &libcni.RuntimeConf{ContainerID: fmt.Sprintf("%04d%s", i, *id), NetNS: ns, IfName: *ifname, Args: rt.Args}
 			start := time.Now()
 			if _, err := cni.AddNetworkList(ctx, list, rt); err != nil {
 				fail(err)
@@ -142,7 +142,7 @@ func main() {
 			add = append(add, float64(time.Since(start).Microseconds())/1000)
 		}
 		for i, ns := range namespaces {
-			rt := &libcni.RuntimeConf{ContainerID: fmt.Sprintf("%sbench%d", *id, i), NetNS: ns, IfName: *ifname, Args: rt.Args}
+			rt := &libcni.RuntimeConf{ContainerID: fmt.Sprintf("%04d%s", i, *id), NetNS: ns, IfName: *ifname, Args: rt.Args}
 			start := time.Now()
 			if err := cni.DelNetworkList(ctx, list, rt); err != nil {
 				fail(err)

@@ -1,0 +1,110 @@
+// CNI plugin benchmarks:
+//   1. start-up: VERSION answered by the self-contained executable (dist/bin/weave-net), by node
+//      running the compiled modules (dist/src/cni/main.js) and by node running the one-file
+//      bundle (what the executable holds), against the reference Go plugin (`bridge`);
+//   2. ADD and DEL latency through the same libcni driver (test/cni/driver), on a one-node local
+//      cluster with a real daemon: weave-net against the reference `bridge` + `host-local`.
+// Every figure is min / median / max of --count runs (20). Goal: weft ADD <= 2 x the reference.
+// Run as root: node dist/bench/cni.bench.js [--count 20]
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { performance } from 'node:perf_hooks';
+import { OverlayCluster } from '../src/cluster/overlay-cluster.js';
+import type { ClusterNode, Pod } from '../src/cluster/cluster.js';
+import { PLUGIN_JS, PLUGIN_SEA, buildDriver, driver, writeConflist } from '../test/cni/driver/driver.js';
+import { callDaemon } from '../src/cni/daemon-client.js';
+import { arg, formatSummary, summary } from './lib/stats.js';
+
+const count = Number(arg('count', '20'));
+const BUNDLE = join(dirname(PLUGIN_SEA), 'weave-net.cjs');
+const REFERENCE_DIR = '/usr/lib/cni';
+const cleanups: (() => unknown)[] = [];
+
+function startupMs(argv: readonly string[]): number[] {
+  const times: number[] = [];
+  for (let i = 0; i < count + 2; i++) {
+    const started = performance.now();
+    const r = spawnSync(argv[0]!, argv.slice(1), { env: { CNI_COMMAND: 'VERSION' }, input: '{"cniVersion":"1.0.0"}', encoding: 'utf8' });
+    const ms = performance.now() - started;
+    if (r.status !== 0 || !r.stdout.includes('supportedVersions')) throw new Error(`${argv.join(' ')} VERSION failed: ${r.stdout}${r.stderr}`);
+    if (i >= 2) times.push(ms); // the first runs warm the page cache
+  }
+  return times;
+}
+
+async function latency(): Promise<void> {
+  const exe = buildDriver({ teardown: (fn) => cleanups.push(fn) });
+  const oc = await OverlayCluster.start({ prefix: 'wn8', nodes: 1, net: 58 }, (c) => cleanups.push(() => c.destroy()));
+  const n1 = oc.nodes[0] as ClusterNode;
+  const dir = mkdtempSync(join(tmpdir(), 'weft-bench-cni-'));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  const weft = writeConflist(dir, 'weft', { cniVersion: '1.0.0', name: 'weave', plugins: [{ name: 'weave', type: 'weave-net', socket: oc.socketPath(n1) }] });
+  const reference = writeConflist(dir, 'reference', {
+    cniVersion: '1.0.0', name: 'refnet',
+    plugins: [{ type: 'bridge', bridge: 'cniref0', isGateway: true, ipam: { type: 'host-local', subnet: '10.99.0.0/16', dataDir: join(dir, 'host-local') } }],
+  });
+  const pods = async (tag: string): Promise<Pod[]> => {
+    const out: Pod[] = [];
+    for (let i = 0; i < count; i++) out.push(await oc.cluster.addPodNamespace(n1, `${tag}${i}`));
+    return out;
+  };
+  const run = async (conflist: string, tag: string) => {
+    const ns = await pods(tag);
+    const a = await driver(n1.ns, exe, 'bench', ['-conflist', conflist, '-path', `${dirname(PLUGIN_SEA)}:${REFERENCE_DIR}`, '-cache', join(dir, 'cache'),
+      '-id', `${tag}x`, '-netns', ns.map((p) => p.path).join(',')]);
+    if (!a.ok) throw new Error(`${tag}: ${a.error}`);
+    return a;
+  };
+  // One warm-up ADD/DEL each (the daemon's first link work, the page cache), then the measured runs.
+  await run(weft, 'ww');
+  await run(reference, 'rw');
+  const w = await run(weft, 'w');
+  const r = await run(reference, 'r');
+  // The daemon's share: the same ADD and DEL straight over its socket, without the plugin's start.
+  const direct = { add: [] as number[], del: [] as number[] };
+  const ns = await pods('d');
+  for (const [i, p] of ns.entries()) {
+    const started = performance.now();
+    const a = await callDaemon(oc.socketPath(n1), 'POST', '/cni/add', { containerId: `${i}direct`, ifName: 'eth0', netns: p.path }, 30_000);
+    direct.add.push(performance.now() - started);
+    if (a.kind !== 'answer' || a.status !== 200) throw new Error(`direct ADD: ${JSON.stringify(a)}`);
+  }
+  for (const i of ns.keys()) {
+    const started = performance.now();
+    await callDaemon(oc.socketPath(n1), 'POST', '/cni/del', { containerId: `${i}direct`, ifName: 'eth0' }, 30_000);
+    direct.del.push(performance.now() - started);
+  }
+  const ratio = summary(w.addMs!).median / summary(r.addMs!).median;
+  console.log(`ADD ms, weft (weave-net -> daemon: IPAM + veth):       ${formatSummary(w.addMs!, 1)}`);
+  console.log(`ADD ms, reference (bridge + host-local):               ${formatSummary(r.addMs!, 1)}`);
+  console.log(`ADD ms, weft daemon alone (socket, no plugin start):    ${formatSummary(direct.add, 1)}`);
+  console.log(`DEL ms, weft:                                          ${formatSummary(w.delMs!, 1)}`);
+  console.log(`DEL ms, weft daemon alone:                             ${formatSummary(direct.del, 1)}`);
+  console.log(`DEL ms, reference:                                     ${formatSummary(r.delMs!, 1)}`);
+  console.log(`weft ADD median / reference ADD median: ${ratio.toFixed(2)} (goal <= 2); DEL: ${(summary(w.delMs!).median / summary(r.delMs!).median).toFixed(2)}`);
+}
+
+async function main(): Promise<void> {
+  console.log(`CNI plugin benchmark: ${count} runs each, min / median / max`);
+  const sea = startupMs([PLUGIN_SEA]);
+  const js = startupMs([process.execPath, PLUGIN_JS]);
+  const bundle = startupMs([process.execPath, BUNDLE]);
+  const ref = startupMs([join(REFERENCE_DIR, 'bridge')]);
+  const floor = startupMs([process.execPath, '-e', 'process.stdout.write("supportedVersions")']);
+  console.log(`VERSION start-up ms, weave-net executable (SEA, ${(statSync(PLUGIN_SEA).size / 1e6).toFixed(0)} MB): ${formatSummary(sea, 1)}`);
+  console.log(`VERSION start-up ms, node dist/src/cni/main.js (modules):  ${formatSummary(js, 1)}`);
+  console.log(`VERSION start-up ms, node dist/bin/weave-net.cjs (bundle): ${formatSummary(bundle, 1)}`);
+  console.log(`VERSION start-up ms, reference Go plugin (bridge):         ${formatSummary(ref, 1)}`);
+  console.log(`start-up ms, node -e (node's own floor, for scale):       ${formatSummary(floor, 1)}`);
+  console.log(`SEA / modules: ${(summary(sea).median / summary(js).median).toFixed(2)}; SEA / Go reference: ${(summary(sea).median / summary(ref).median).toFixed(1)}`);
+  await latency();
+}
+
+try {
+  await main();
+} finally {
+  for (const c of cleanups.reverse()) await c();
+}
