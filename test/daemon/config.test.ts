@@ -70,3 +70,9 @@ t.test('--socket: the CNI plugin\'s unix socket', async (t) => {
   t.throws(() => parseConfig(['--socket', 'rel.sock'], {}), /invalid --socket "rel.sock": want an absolute file path/);
   t.throws(() => parseConfig(['--socket', `/${'x'.repeat(120)}`], {}), /at most 107 bytes/);
 });
+
+t.test('--cni-reconcile-interval', async (t) => {
+  t.equal(parseConfig([], {}).cniReconcileInterval, 60);
+  t.equal(parseConfig(['--cni-reconcile-interval', '0.5'], {}).cniReconcileInterval, 0.5);
+  t.throws(() => parseConfig(['--cni-reconcile-interval', '0'], {}), /invalid --cni-reconcile-interval "0"/);
+});
