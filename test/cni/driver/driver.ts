@@ -48,7 +48,7 @@ export function buildDriver(t: Teardown): string {
   const exe = join(dir, 'cni-driver');
   execFileSync('go', ['build', '-o', exe, '.'], {
     cwd: DRIVER_SRC, stdio: 'pipe',
-    env: { ...process.env, GOPATH: '/usr/share/gocode', GO111MODULE: 'off', GOFLAGS: '', GOCACHE: join(tmpdir(), 'weft-go-cache') },
+    env: { ...process.env, GOPATH: '/usr/share/gocode', GO111MODULE: 'off', GOFLAGS: '', GOCACHE: join(dir, 'go-cache') },
   });
   return exe;
 }
