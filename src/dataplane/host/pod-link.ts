@@ -9,7 +9,9 @@ import {
 import { HostCommandError, runChecked, type Runner } from './runner.js';
 
 /** The netns path is not there (the runtime gave a wrong one, or the pod is gone). */
-export class NetnsMissingError extends Error {}
+export class NetnsMissingError extends Error {
+  override readonly name = 'NetnsMissingError';
+}
 
 /** What the pod's link is after add(): the MACs the result reports. */
 export interface PodLinkResult {
