@@ -11,7 +11,7 @@ export interface AttachmentRecord {
   readonly hostIf: string;
   /** The pod end's MAC; empty while the ADD that made the record is under way. */
   readonly mac: string;
-  /** The pod's address with the range's prefix. */
+  /** The pod's address with the range's prefix; empty until IPAM gave it (on disk, maybe until the ADD ends). */
   readonly cidr: string;
 }
 

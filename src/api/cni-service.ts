@@ -95,6 +95,8 @@ export class CniService {
   async add(req: CniAddRequest): Promise<CniAddResponse> {
     checkKey(req);
     if (typeof req.netns !== 'string' || req.netns === '') throw new CniFailure(CniCode.invalidEnvironment, 'CNI_NETNS is empty: ADD needs the pod\'s network namespace');
+    if (!req.netns.startsWith('/')) throw new CniFailure(CniCode.invalidEnvironment, `CNI_NETNS "${req.netns.slice(0, 200)}" is not an absolute path`);
+    if (req.hairpin !== undefined && typeof req.hairpin !== 'boolean') throw new CniFailure(CniCode.invalidNetworkConfig, 'hairpinMode must be true or false');
     const mtu = req.mtu ?? this.options.mtu;
     if (!Number.isInteger(mtu) || mtu < 576 || mtu > 65535) throw new CniFailure(CniCode.invalidNetworkConfig, `invalid mtu ${String(req.mtu)}: want 576-65535`);
     return this.locked(req.containerId, () => this.addLocked(req, mtu));
@@ -116,18 +118,21 @@ export class CniService {
       throw new CniFailure(CniCode.tryAgainLater, `bridge ${this.options.bridge} has no address yet (IPAM: ${this.options.ipam.status()})`);
     }
     const before = this.records.get(key);
-    const cidr = await this.address(req.containerId);
-    const spec: PodLinkSpec = { containerId: req.containerId, ifName: req.ifName, netns: req.netns, address: cidr, gateway, mtu, hairpin: req.hairpin ?? true, bridge: this.options.bridge };
-    // The record first: a crash from here on leaves a record without a link, which reconcile frees.
-    const intent: AttachmentRecord = { containerId: req.containerId, ifName: req.ifName, netns: req.netns, hostIf, mac: before?.mac ?? '', cidr };
+    // The record first, durable before IPAM is asked: a crash from here on leaves a record that
+    // leads to the container's address (the IPAM id is the container id) and has no link, which
+    // reconcile frees at start.
+    const intent: AttachmentRecord = { containerId: req.containerId, ifName: req.ifName, netns: req.netns, hostIf, mac: before?.mac ?? '', cidr: before?.cidr ?? '' };
     this.records.set(key, intent);
     try {
       await this.persist();
+      const cidr = await this.address(req.containerId);
+      const spec: PodLinkSpec = { containerId: req.containerId, ifName: req.ifName, netns: req.netns, address: cidr, gateway, mtu, hairpin: req.hairpin ?? true, bridge: this.options.bridge };
+      this.records.set(key, { ...intent, cidr });
       const made = await this.options.links.add(spec);
       if (made.repaired.length > 0) this.log.info({ containerId: req.containerId, repaired: made.repaired }, `pod link of ${req.containerId} repaired: ${made.repaired.join('; ')}`);
-      this.records.set(key, { ...intent, mac: made.podMac });
-      // Not waited for: the intent above already leads back to the address, and the MAC only
-      // feeds `weave ps`; the runtime's ADD need not pay for a second fsync.
+      this.records.set(key, { ...intent, cidr, mac: made.podMac });
+      // Not waited for: the intent above already leads back to the address; address and MAC
+      // only feed `weave ps` and CHECK, and the runtime's ADD need not pay for a second fsync.
       this.persist().catch((err: unknown) => this.log.error({ err }, `cannot save the CNI attachments: ${(err as Error).message}`));
       this.log.info({ containerId: req.containerId, ifName: req.ifName, address: cidr, hostIf }, `attached ${req.containerId} (${req.ifName} ${cidr}) on ${hostIf}`);
       return {
@@ -142,11 +147,13 @@ export class CniService {
       if (before === undefined) {
         // Nothing of this attachment existed before this ADD: nothing of it may stay.
         this.records.delete(key);
-        await this.options.ipam.release(req.containerId);
+        if (this.options.ipam.lookup(req.containerId) !== undefined) await this.options.ipam.release(req.containerId);
         await this.persist().catch((e: unknown) => this.log.error({ err: e }, 'cannot save the CNI attachments'));
+      } else {
+        this.records.set(key, before);
       }
-      if (err instanceof NetnsMissingError) throw new CniFailure(CniCode.invalidEnvironment, err.message);
-      if (err instanceof RangeError) throw new CniFailure(CniCode.invalidEnvironment, err.message);
+      if (err instanceof CniFailure) throw err;
+      if (err instanceof NetnsMissingError || err instanceof RangeError) throw new CniFailure(CniCode.invalidEnvironment, err.message);
       throw new CniFailure(CniCode.internal, `cannot attach ${req.containerId}: ${(err as Error).message}`);
     }
   }

@@ -2,7 +2,7 @@
 // runtimes time out), an allocation it gave up on is released when it arrives, STATUS says why
 // ADD cannot succeed, and the attachments file round-trips and is set aside when damaged.
 import t from 'tap';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CniService, CniFailure, type CniIpam } from '../../src/api/cni-service.js';
@@ -100,4 +100,29 @@ t.test('a damaged attachments file is set aside, not silently dropped', async (t
   const svc = await CniService.open({ ipam: new SlowIpam(), links: noLinks, gateway: () => undefined, bridge: 'weave', mtu: 1376, statePath: join(dir, 'cni.json'), socketPath: join(dir, 's.sock'), log });
   t.same(svc.attachments(), []);
   t.match(readdirSync(dir), [/^cni\.json\.unreadable-/]);
+});
+
+t.test('at start, a record left by an ADD that died before its link is made frees the address', async (t) => {
+  const dir = tempDir(t);
+  const ipam = new SlowIpam();
+  ipam.statusText = 'ready';
+  ipam.held.set('dead0000111', '10.32.0.4/12');
+  ipam.held.set('alive000222', '10.32.0.5/12');
+  ipam.held.set('other-use', '10.32.0.6/12');
+  writeFileSync(join(dir, 'cni.json'), recordsToText([
+    { ...rec('dead0000111', ''), cidr: '' },
+    { ...rec('alive000222'), cidr: '10.32.0.5/12' },
+  ]));
+  // The host: only the live container's veth exists.
+  const links = new PodLinks(async (argv) => {
+    if (argv.join(' ') === 'ip -j link show type veth') return { code: 0, stdout: JSON.stringify([{ ifname: 'vethweplalive00' }, { ifname: 'eth9' }]), stderr: '' };
+    if (argv[1] === '-d' && argv.at(-1) === 'vethwepldead000') return { code: 1, stdout: '', stderr: 'Device "vethwepldead000" does not exist.' };
+    if (argv[0] === 'ip' && argv[1] === 'link' && argv[2] === 'del') return { code: 1, stdout: '', stderr: 'Cannot find device' };
+    return { code: 1, stdout: '', stderr: `unexpected ${argv.join(' ')}` };
+  });
+  const svc = await CniService.open({ ipam, links, gateway: () => '10.32.0.1', bridge: 'weave', mtu: 1376, statePath: join(dir, 'cni.json'), socketPath: join(dir, 'weave.sock'), log });
+  t.same(svc.attachments().map((a) => a.containerId), ['alive000222'], 'the unfinished ADD is not listed');
+  await svc.reconcile();
+  t.same([...ipam.held.keys()].sort(), ['alive000222', 'other-use'], 'the dead ADD\'s address is released; the live one and non-CNI ids are kept');
+  t.same(parseRecords(readFileSync(join(dir, 'cni.json'), 'utf8')).map((r) => r.containerId), ['alive000222'], 'and its record is gone from disk');
 });
