@@ -75,6 +75,8 @@ export async function weftPair(cluster: LocalCluster, nodes: readonly [ClusterNo
         '--name', `02:77:62:00:${options.tag.toString(16).padStart(2, '0')}:0${i + 1}`, '--nickname', node.ns,
         '--host', node.underlayIp, '--metrics-addr', `${node.underlayIp}:6782`,
         '--db-prefix', join(options.stateDir, `${node.ns}-`), '--log-format', 'json',
+        // Each node its own CNI socket: the default path is one per machine.
+        '--socket', join(options.stateDir, `${node.ns}.sock`),
         '--heartbeat-interval', '1', '--gossip-interval', '1', '--ipalloc-init', 'consensus=2',
         ...(node === first ? [] : [first.underlayIp])],
       options.password === undefined ? {} : { env: { WEAVE_PASSWORD: options.password } },
