@@ -146,13 +146,14 @@ async function main(): Promise<void> {
     cniTimer.unref();
   }
 
+  const attached = cni;
   const backend: ApiBackend = {
     version: VERSION,
     routerStatus: () => router.status(),
     connect: (peers, replace) => router.connect(peers, replace),
     forget: (peers) => router.forget(peers),
     ipam,
-    ...(cni ? { attachments: () => cni!.attachments() } : {}),
+    ...(attached ? { attachments: () => attached.attachments() } : {}),
     metrics: createMetrics({
       routerStatus: () => router.status(),
       ipamCounts: () => ipam.counts(),
