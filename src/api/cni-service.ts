@@ -131,6 +131,12 @@ export class CniService {
       const made = await this.options.links.add(spec);
       if (made.repaired.length > 0) this.log.info({ containerId: req.containerId, repaired: made.repaired }, `pod link of ${req.containerId} repaired: ${made.repaired.join('; ')}`);
       this.records.set(key, { ...intent, cidr, mac: made.podMac });
+      if (made.created) {
+        // Not waited for: the announcement waits for the bridge port, which the runtime need not.
+        void this.options.links.announce(req.containerId, req.ifName, req.netns, made.podMac).then((sent) => {
+          if (!sent) this.log.debug({ containerId: req.containerId }, `no gratuitous ARP for ${cidr}: the bridge port did not forward in time or the pod is gone`);
+        });
+      }
       // Not waited for: the intent above already leads back to the address; address and MAC
       // only feed `weave ps` and CHECK, and the runtime's ADD need not pay for a second fsync.
       this.persist().catch((err: unknown) => this.log.error({ err }, `cannot save the CNI attachments: ${(err as Error).message}`));

@@ -233,8 +233,8 @@ export function planPodLink(input: PlanInput): PodLinkPlan {
         host(`link set ${names.host} master ${spec.bridge}`),
         host(`link set dev ${names.host} type bridge_slave hairpin ${spec.hairpin ? 'on' : 'off'}`),
         host(`link set ${names.host} up`),
-        // The kernel sends a gratuitous ARP for the pod's address when the interface comes up, so
-        // peers holding a stale entry for a reused address learn the new MAC at once.
+        // With arp_notify the kernel sends a gratuitous ARP for the pod's address when its MAC is
+        // set (PodLinks.announce does so once the bridge port forwards).
         { where: 'pod-sysctl', path: `/proc/sys/net/ipv4/conf/${names.peer}/arp_notify`, value: '1' },
         pod(`link set ${names.peer} name ${spec.ifName}`),
         pod(`addr add ${spec.address} dev ${spec.ifName}`),

@@ -76,6 +76,26 @@ export class PodLinks {
     return { hostName: names.host, hostMac: host!.mac, podMac: podEnd.mac, repaired: plan.fixes.map((f) => f.problem), created: false };
   }
 
+  /**
+   * A gratuitous ARP for the pod's address, so that peers holding a stale entry for a reused
+   * address learn the new MAC at once. The pod end has arp_notify set, so the kernel announces
+   * when its MAC is set (to the same value); it announces at link-up too, but the bridge drops
+   * that one: its port forwards only once the kernel has processed the carrier change, so wait for
+   * that first. Resolves false if the port never forwards or the pod is gone (best effort).
+   */
+  async announce(containerId: string, ifName: string, netns: string, mac: string, timeoutMs = 3000): Promise<boolean> {
+    const host = podVethNames(containerId).host;
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const r = await this.runner(['bridge', '-j', 'link', 'show', 'dev', host]);
+      if (r.code === 0 && /"state":\s*"forwarding"/.test(r.stdout)) break;
+      if (r.code !== 0 || Date.now() > deadline) return false;
+      await new Promise((res) => setTimeout(res, 50));
+    }
+    const r = await this.runner(['nsenter', `--net=${netns}`, 'ip', 'link', 'set', 'dev', ifName, 'address', mac]);
+    return r.code === 0;
+  }
+
   /** What differs from the spec; empty means healthy. Changes nothing. */
   async check(spec: PodLinkSpec): Promise<string[]> {
     const { plan } = await this.plan(spec);
