@@ -15,6 +15,7 @@ import { describeIpallocInit } from './config.js';
 import { DataPlane, BRIDGE_NAME, TAP_NAME } from '../dataplane/dataplane.js';
 import { EXPOSE_ID } from '../ipam/space.js';
 import type { Logger } from '../log/logger.js';
+import { resetPeer } from './reset.js';
 
 function fail(message: string): never {
   process.stderr.write(`weaver: ${message}\n`);
@@ -120,6 +121,13 @@ async function main(): Promise<void> {
     connect: (peers, replace) => router.connect(peers, replace),
     forget: (peers) => router.forget(peers),
     ipam,
+    ...(dataplane ? { bridgeView: () => dataplane!.bridgeView() } : {}),
+    expose: async () => {
+      const r = await ipam.allocate(EXPOSE_ID);
+      if (r.ok && dataplane) await dataplane.setBridgeAddress(r.value);
+      return r;
+    },
+    reset: async () => ({ message: await resetPeer(ipam, dataplane, log), afterReply: () => stop('weave reset') }),
     metrics: createMetrics({
       routerStatus: () => router.status(),
       ipamCounts: () => ipam.counts(),
@@ -147,10 +155,10 @@ async function main(): Promise<void> {
   }
 
   let stopping = false;
-  const stop = (signal: string): void => {
+  const stop = (reason: string): void => {
     if (stopping) return;
     stopping = true;
-    log.info({ signal }, 'shutting down');
+    log.info({ reason }, 'shutting down');
     for (const server of [api, statusServer]) {
       server?.close();
       server?.closeAllConnections();
