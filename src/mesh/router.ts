@@ -299,6 +299,7 @@ export class Router {
     conn.established = o.overlay === undefined;
     if (conn.outbound) this.maker.connected(conn.address, hello.name, this.now());
     conn.log.info(known === undefined ? 'connection added (new peer)' : known.uid === hello.uid ? 'connection added' : 'connection added (restarted peer)');
+    if (conn.established) conn.log.info({ reason: 'no data path to verify (control plane only)' }, 'connection fully established');
     this.newNeighbours.push(hello.name);
     this.localConnectionsChanged();
     o.overlay?.connectionUp({
@@ -416,6 +417,8 @@ export class Router {
     for (const o of step.out) this.sendTopology(o.to, o.message);
     for (const r of step.removed) this.log.info({ peer: `${r.name}(${r.nickname})` }, `Removed unreachable peer ${r.name}(${r.nickname})`);
     if (step.changed || step.removed.length > 0) {
+      // Per decision (a gossip message that changed what we know), never per packet.
+      if (this.log.isLevelEnabled('debug')) this.log.debug({ peers: this.topology.topology.peers.size, sent: step.out.length }, 'topology changed');
       this.changed();
       this.notifyTopologyListeners();
     }
@@ -459,6 +462,7 @@ export class Router {
       connectionCount: this.live.size,
       connLimit: this.options.connLimit,
     });
+    if (plan.dial.length > 0) this.log.debug({ dial: plan.dial, connections: this.live.size, limit: this.options.connLimit }, 'connection maker: dialling');
     for (const address of plan.dial) this.dial(address);
     if (plan.dial.length > 0) this.snapshot = undefined;
     if (plan.wakeAt !== undefined) {

@@ -12,6 +12,7 @@ import type { ClusterNode } from '../../src/cluster/index.js';
 import { waitFor } from '../lib/weaver.js';
 
 const WEAVE_CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+const UDP_SEND = fileURLToPath(new URL('../lib/udp-send.js', import.meta.url));
 const NET = 80;
 const MAC = '[0-9a-f]{2}(?::[0-9a-f]{2}){5}';
 const POD_CIDR = '10\\.(?:3[2-9]|4[0-7])\\.\\d{1,3}\\.\\d{1,3}/12';
@@ -179,6 +180,19 @@ t.test('weave status, connections, peers, ipam, ps, metrics and logs on a 3-node
   t.ok(ipamStatus.every((r, i) => i === 0 || r['status'] !== ipamStatus[i - 1]!['status']), 'each status logged once');
   t.ok(ipamStatus.every((r) => r['component'] === 'ipam' && typeof r['reason'] === 'string'), 'with the reason');
   t.notOk(logs1.some((r) => r['level'] === 'debug'), 'nothing at debug at the default level');
+
+  // A dropped-input counter crossing its threshold: one log line for the reason, however many follow.
+  await n2.run([process.execPath, UDP_SEND, n1.underlayIp, '6783', ...Array.from({ length: 250 }, () => '00ff')]);
+  const dropLine = (r: Record<string, unknown>): boolean => /^sleeve dropped 100 frames or datagrams for reason malformed-/.test(String(r['msg']));
+  await waitFor('drop threshold logged', async () => (jsonLogs(oc.daemons.get(n1)!.stdout).some(dropLine) ? true : undefined));
+  await waitFor('all 250 counted', async () => {
+    const family = parsePrometheusTextFormat((await oc.call(n1, 'GET', '/metrics')).body).find((f) => f.name === 'weave_sleeve_dropped_total');
+    return (family?.metrics ?? []).some((m) => /^malformed-/.test(m.labels?.['reason'] ?? '') && Number(m.value) >= 250) ? true : undefined;
+  });
+  const drops = jsonLogs(oc.daemons.get(n1)!.stdout).filter(dropLine);
+  t.equal(drops.length, 1, 'the drop threshold is logged once');
+  t.equal(drops[0]!['level'], 'warn');
+  t.match(drops[0]!['reason'], /^malformed-/);
 
   // ---- weave reset on node 3: its share to a live peer; bridge, TAP, rules, state gone; daemon stops ----
   const reset = await n3.exec([process.execPath, WEAVE_CLI, 'reset'], { timeoutMs: 60_000 });
