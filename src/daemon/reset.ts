@@ -19,9 +19,9 @@ export async function resetPeer(ipam: IpamService, dataplane: DataPlane | undefi
   } catch (err) {
     removed.push(`${ipam.statePath} NOT removed (${(err as Error).message})`);
   }
-  const handed = heir === undefined
-    ? `${addresses} IPs handed over (no other peer known: the range is free for a new cluster)`
-    : `${addresses} IPs handed over to ${heirLabel}`;
+  const handed = addresses > 0
+    ? `${addresses} IPs handed over to ${heirLabel}`
+    : heir === undefined ? 'no other peer to hand IP ranges to' : 'no IP ranges to hand over';
   const lines = [handed, `removed: ${removed.length > 0 ? removed.join(', ') : 'nothing'}`, 'weaver is stopping'];
   log.info({ heir, addresses, removed }, `reset: ${lines.join('; ')}`);
   return lines.map((l) => `${l}\n`).join('');

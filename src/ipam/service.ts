@@ -15,7 +15,7 @@ import type { Outgoing } from './messages.js';
 import { parseState, stateToText, type IpamPersistentState } from './state-format.js';
 import { applyJournal, diffAllocations, encodeJournalEntry } from './journal.js';
 import { StateStore } from './state-store.js';
-import { ringEntries } from './ring.js';
+import { ringEntries, ownedCounts, type Ring } from './ring.js';
 import { ipamServiceLines, renderIpamRanges } from './status.js';
 
 export const IPAM_CHANNEL = 'ipam';
@@ -81,6 +81,9 @@ export class IpamService implements GossipHandler {
   private persisted?: Persisted;
   /** The status last logged: every change of it gets one line, with what caused it. */
   private loggedStatus?: string;
+  /** The ring and our share of it when last logged: a change of our share gets one line. */
+  private loggedRing?: Ring;
+  private loggedOwned = 0;
 
   private constructor(private readonly ipam: Ipam, private readonly options: IpamServiceOptions, store: StateStore) {
     this.log = options.log;
@@ -325,6 +328,7 @@ export class IpamService implements GossipHandler {
 
   private apply(step: Step, why: string): void {
     this.noteStatus(why);
+    this.noteOwnership(why);
     if (step.out.length === 0 && step.replies.length === 0 && step.events.length === 0 && !step.persist) return;
     this.queue.push(step);
     void this.flush();
@@ -363,6 +367,18 @@ export class IpamService implements GossipHandler {
     const was = this.loggedStatus;
     this.loggedStatus = status;
     this.log.info({ status, was, reason: why }, `IPAM status: ${status}${was === undefined ? '' : ` (was: ${was}; after ${why})`}`);
+  }
+
+  /** Logs our share of the range once each time it changes (division, donation, takeover, an heir's gift). */
+  private noteOwnership(why: string): void {
+    const ring = this.ipam.ring;
+    if (ring === this.loggedRing) return;
+    this.loggedRing = ring;
+    const owned = ring ? ownedCounts(ring).get(this.options.config.self) ?? 0 : 0;
+    if (owned === this.loggedOwned) return;
+    const was = this.loggedOwned;
+    this.loggedOwned = owned;
+    this.log.info({ owned, was, reason: why }, `this peer now owns ${owned} IPs (was ${was}; after ${why})`);
   }
 
   /** Makes the current state durable: a journal line when only allocations changed, else a snapshot. */

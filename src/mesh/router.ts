@@ -293,6 +293,8 @@ export class Router {
       return `Connection limit reached (${o.connLimit})`;
     }
     const known = this.topology.topology.peers.get(hello.name);
+    // Known from its Hello already: rmpeer by nickname works even if it dies before its gossip arrives.
+    this.nicknames.set(hello.name, hello.nickname);
     this.handshaking.delete(conn);
     this.live.set(hello.name, conn);
     // Without a data path there is nothing more to wait for; with one, its heartbeats decide.
