@@ -47,6 +47,7 @@ const SOCKET_BUFFER_BYTES = 4 * 1024 * 1024;
 const UNANSWERED_WARNING_MS = 10_000;
 /** A drop reason reaching this count gets one log line (a few drops are normal; many are a fault). */
 export const DROP_LOG_THRESHOLD = 100;
+const BRIDGE_VIEW_CACHE_MS = 1000;
 /** Host ends of pod veths made by the CNI plugin: `weave reset` removes them with the bridge. */
 const POD_VETH_PREFIX = 'vethwepl';
 
@@ -141,10 +142,19 @@ export class DataPlane implements Overlay {
     return dp;
   }
 
-  /** The bridge's MAC and neighbour table, for `weave ps`. */
+  /**
+   * The bridge's MAC and neighbour table, for `weave ps`. One read serves every request within a
+   * second: ps is served on the metrics address too, and must not let callers spawn processes at will.
+   */
   bridgeView(): Promise<BridgeView> {
-    return readBridgeView(localRunner(), BRIDGE_NAME);
+    const now = this.now();
+    if (this.bridgeViewCache === undefined || now - this.bridgeViewCache.at >= BRIDGE_VIEW_CACHE_MS) {
+      this.bridgeViewCache = { at: now, view: readBridgeView(localRunner(), BRIDGE_NAME) };
+    }
+    return this.bridgeViewCache.view;
   }
+
+  private bridgeViewCache?: { at: number; view: Promise<BridgeView> };
 
   /**
    * `weave reset`: stops the data path, then removes what it made on the host: the bridge, the
