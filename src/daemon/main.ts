@@ -155,10 +155,10 @@ async function main(): Promise<void> {
   }
 
   let stopping = false;
-  const stop = (reason: string): void => {
+  const stop = (signal: string): void => {
     if (stopping) return;
     stopping = true;
-    log.info({ reason }, 'shutting down');
+    log.info({ signal }, 'shutting down');
     for (const server of [api, statusServer]) {
       server?.close();
       server?.closeAllConnections();
