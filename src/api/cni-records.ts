@@ -70,8 +70,3 @@ export function gcVictims(records: Iterable<AttachmentRecord>, valid: readonly C
 export function orphans(records: Iterable<AttachmentRecord>, hostVeths: ReadonlySet<string>, busy: ReadonlySet<string>): AttachmentRecord[] {
   return [...records].filter((r) => !hostVeths.has(r.hostIf) && !busy.has(r.containerId));
 }
-
-/** `weave ps` lines, as Weave's: `<first 12 of the container id> <mac> <cidr>`. */
-export function renderPs(attachments: readonly Attachment[]): string {
-  return attachments.map((a) => `${a.containerId.slice(0, 12)} ${a.mac} ${a.cidr}\n`).join('');
-}

@@ -8,8 +8,8 @@ import type { RouterStatus } from '../mesh/status.js';
 import type { Result } from '../ipam/service.js';
 import type { Registry } from 'prom-client';
 import type { Attachment } from './cni-protocol.js';
-import { renderPs } from './cni-records.js';
 import { renderConnections, renderPeers, renderRouterSection, renderStatus, renderTargets } from './status-text.js';
+import { renderPs, EXPOSE_LINE_ID } from './ps-text.js';
 
 
 /** The IPAM routes' view of the allocator (src/ipam/service.ts). */
@@ -35,6 +35,15 @@ export interface ApiBackend {
   readonly metrics?: Registry;
   /** The pods attached through the CNI plugin, for `weave ps` (absent without a data path). */
   attachments?(): readonly Attachment[];
+  /** The bridge's MAC and neighbour table, for `weave ps` (absent without a data path). */
+  bridgeView?(): Promise<{ readonly mac: string | undefined; readonly neighbours: ReadonlyMap<string, string> }>;
+  /** `weave expose`: the bridge's own address from IPAM, put on the bridge; the CIDR. */
+  expose?(): Promise<Result<string>>;
+  /**
+   * `weave reset`: hand our ranges to a live peer, remove bridge, TAP, rules and state. Returns
+   * the operator's message and what to do once it has been sent (stop the daemon).
+   */
+  reset?(): Promise<{ readonly message: string; readonly afterReply: () => void }>;
 }
 
 export interface ApiServerOptions {
@@ -102,12 +111,11 @@ async function handle(backend: ApiBackend, req: IncomingMessage, res: ServerResp
       case '/metrics':
         if (!backend.metrics) break;
         return reply(res, 200, await backend.metrics.metrics(), backend.metrics.contentType);
-      case '/ps':
-        if (!backend.attachments) break;
-        return reply(res, 200, renderPs(backend.attachments()));
       case '/ip':
         if (!backend.ipam) break;
         return reply(res, 200, `${JSON.stringify({ owned: backend.ipam.owned() })}\n`, 'application/json');
+      case '/ps':
+        return reply(res, 200, await psText(backend));
     }
     if (path.startsWith('/status/')) throw new HttpError(404, `unknown status section "${path.slice(8)}"`);
   }
@@ -122,6 +130,16 @@ async function handle(backend: ApiBackend, req: IncomingMessage, res: ServerResp
       throw new HttpError(400, (err as Error).message);
     }
     return reply(res, 200, '');
+  }
+  if (method === 'POST' && path === '/expose' && backend.expose) {
+    const r = await backend.expose();
+    if (!r.ok) throw new HttpError(r.status, r.error);
+    return reply(res, 200, `${r.value}\n`);
+  }
+  if (method === 'DELETE' && path === '/peer' && backend.reset) {
+    const { message, afterReply } = await backend.reset();
+    res.once('finish', afterReply);
+    return reply(res, 200, message);
   }
   if (backend.ipam && (path.startsWith('/ip/') || path.startsWith('/peer/'))) {
     return handleIpam(backend.ipam, method, path, res);
@@ -160,6 +178,18 @@ async function handleIpam(ipam: IpamApi, method: string, path: string, res: Serv
     }
   }
   throw new HttpError(404, `404 page not found: ${method} ${path}`);
+}
+
+/** `weave ps`: the bridge and every local address (see ps-text.ts for which and why). */
+async function psText(backend: ApiBackend): Promise<string> {
+  const view = backend.bridgeView ? await backend.bridgeView() : undefined;
+  const allocations = (backend.ipam?.owned() ?? []).flatMap((o) => o.addrs.map((cidr) => ({ id: o.containerid, cidr })));
+  return renderPs({
+    ...(view?.mac !== undefined ? { bridge: { mac: view.mac, cidr: backend.ipam?.lookup(EXPOSE_LINE_ID) } } : {}),
+    attachments: backend.attachments?.() ?? [],
+    allocations,
+    neighbours: view?.neighbours ?? new Map(),
+  });
 }
 
 function reply(res: ServerResponse, status: number, body: string, type = 'text/plain; charset=utf-8'): void {

@@ -47,7 +47,8 @@ export function createMetrics(source: MetricsSource): Registry {
     },
   });
   if (source.ipamCounts) {
-    const counts = source.ipamCounts.bind(source);
+    // Six gauges read the same numbers: one IPAM snapshot per scrape, not six.
+    const counts = oncePerTick(source.ipamCounts.bind(source));
     const gauge = (name: string, help: string, value: (c: IpamCounts) => number, labels?: Record<string, string>): void => {
       new Gauge({
         name,
@@ -88,7 +89,21 @@ export function createMetrics(source: MetricsSource): Registry {
     };
     counter('weave_sleeve_packets_total', 'Frames and datagrams through the sleeve data path.', 'what', (c) =>
       Object.entries(c.stats).filter(([k]) => ['captured', 'injected', 'sent', 'received'].includes(k)));
+    counter('weave_sleeve_bytes_total', 'Bytes through the sleeve data path (frames captured and injected, datagrams sent and received).', 'what', (c) =>
+      Object.entries(c.stats).filter(([k]) => k.endsWith('Bytes')).map(([k, v]): [string, number] => [k.slice(0, -'Bytes'.length), v]));
     counter('weave_sleeve_dropped_total', 'Frames and datagrams the sleeve data path dropped, by reason.', 'reason', (c) => c.drops);
   }
   return registry;
+}
+
+/** f's value, computed at most once per turn of the event loop (a scrape collects in one turn). */
+function oncePerTick<T>(f: () => T): () => T {
+  let value: { v: T } | undefined;
+  return () => {
+    if (value === undefined) {
+      value = { v: f() };
+      setImmediate(() => (value = undefined));
+    }
+    return value.v;
+  };
 }

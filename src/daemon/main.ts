@@ -19,6 +19,7 @@ import { CniService } from '../api/cni-service.js';
 import { createCniServer, listenUnix } from '../api/cni-server.js';
 import { PodLinks } from '../dataplane/host/pod-link.js';
 import { localRunner } from '../dataplane/host/runner.js';
+import { resetPeer } from './reset.js';
 
 function fail(message: string): never {
   process.stderr.write(`weaver: ${message}\n`);
@@ -154,6 +155,13 @@ async function main(): Promise<void> {
     forget: (peers) => router.forget(peers),
     ipam,
     ...(attached ? { attachments: () => attached.attachments() } : {}),
+    ...(dataplane ? { bridgeView: () => dataplane!.bridgeView() } : {}),
+    expose: async () => {
+      const r = await ipam.allocate(EXPOSE_ID);
+      if (r.ok && dataplane) await dataplane.setBridgeAddress(r.value);
+      return r;
+    },
+    reset: async () => ({ message: await resetPeer(ipam, dataplane, log), afterReply: () => stop('weave reset') }),
     metrics: createMetrics({
       routerStatus: () => router.status(),
       ipamCounts: () => ipam.counts(),

@@ -24,7 +24,8 @@ import { frameMacs } from './forwarder/mac.js';
 import { describeForwarderEvent } from './forwarder/events.js';
 import { HostBridge } from './host/bridge.js';
 import { HostIptables } from './host/iptables.js';
-import { localRunner } from './host/runner.js';
+import { localRunner, runChecked } from './host/runner.js';
+import { readBridgeView, type BridgeView } from './host/bridge-view.js';
 import { MessageKind, SleeveFormatError, chunkStride, overlayMtu, type Chunk } from './sleeve/header.js';
 import { splitDatagram } from './sleeve/chunker.js';
 import { OutboundLink, singleChunkBody } from './sleeve/outbound.js';
@@ -44,6 +45,11 @@ const REPAIR_INTERVAL_MS = 10_000;
 const SOCKET_BUFFER_BYTES = 4 * 1024 * 1024;
 /** Heartbeats unanswered this long get one log line with the likely causes. */
 const UNANSWERED_WARNING_MS = 10_000;
+/** A drop reason reaching this count gets one log line (a few drops are normal; many are a fault). */
+export const DROP_LOG_THRESHOLD = 100;
+const BRIDGE_VIEW_CACHE_MS = 1000;
+/** Host ends of pod veths made by the CNI plugin: `weave reset` removes them with the bridge. */
+const POD_VETH_PREFIX = 'vethwepl';
 
 export interface DataPlaneOptions {
   readonly self: PeerName;
@@ -77,7 +83,10 @@ interface Link {
 }
 
 export class DataPlane implements Overlay {
-  readonly stats = { captured: 0, injected: 0, sent: 0, sendErrors: 0, received: 0, dropped: 0, malformed: 0, unknownConnection: 0 };
+  readonly stats = {
+    captured: 0, injected: 0, sent: 0, sendErrors: 0, received: 0, dropped: 0, malformed: 0, unknownConnection: 0,
+    capturedBytes: 0, injectedBytes: 0, sentBytes: 0, receivedBytes: 0,
+  };
   /** Datagrams and frames dropped, by reason (sleeve refusals such as 'replay' or 'authentication' too). */
   readonly drops = new Map<string, number>();
   private readonly log: Logger;
@@ -133,6 +142,49 @@ export class DataPlane implements Overlay {
     return dp;
   }
 
+  /**
+   * The bridge's MAC and neighbour table, for `weave ps`. One read serves every request within a
+   * second: ps is served on the metrics address too, and must not let callers spawn processes at will.
+   */
+  bridgeView(): Promise<BridgeView> {
+    const now = this.now();
+    if (this.bridgeViewCache === undefined || now - this.bridgeViewCache.at >= BRIDGE_VIEW_CACHE_MS) {
+      this.bridgeViewCache = { at: now, view: readBridgeView(localRunner(), BRIDGE_NAME) };
+    }
+    return this.bridgeViewCache.view;
+  }
+
+  private bridgeViewCache?: { at: number; view: Promise<BridgeView> };
+
+  /**
+   * `weave reset`: stops the data path, then removes what it made on the host: the bridge, the
+   * TAP (deleted when its fd closes), the pods' `vethwepl*` links and the iptables chains.
+   * Returns what it removed, for the operator's message; a step that fails is reported, not thrown.
+   */
+  async teardown(): Promise<string[]> {
+    await this.stop();
+    const runner = localRunner();
+    const done: string[] = [];
+    const step = async (what: string, fn: () => Promise<boolean>): Promise<void> => {
+      try {
+        if (await fn()) done.push(what);
+      } catch (err) {
+        this.log.error({ err: (err as Error).message }, `reset: cannot remove ${what}`);
+        done.push(`${what} NOT removed (${(err as Error).message})`);
+      }
+    };
+    done.push(`TAP ${TAP_NAME}`);
+    await step(`bridge ${BRIDGE_NAME}`, () => this.bridge.remove());
+    await step('pod veths', async () => {
+      const links = JSON.parse(await runChecked(runner, ['ip', '-j', 'link', 'show', 'type', 'veth'])) as { ifname?: string }[];
+      const pods = links.map((l) => l.ifname ?? '').filter((n) => n.startsWith(POD_VETH_PREFIX));
+      for (const name of pods) await runChecked(runner, ['ip', 'link', 'del', name]);
+      return pods.length > 0;
+    });
+    await step('iptables chains', async () => (await this.iptables.remove()).length > 0);
+    return done;
+  }
+
   /** For the metrics endpoint. */
   counters(): { stats: Readonly<Record<string, number>>; drops: ReadonlyMap<string, number> } {
     return { stats: this.stats, drops: this.drops };
@@ -184,6 +236,7 @@ export class DataPlane implements Overlay {
   }
 
   async stop(): Promise<void> {
+    if (this.stopped) return;
     this.stopped = true;
     clearInterval(this.repairTimer);
     for (const peer of [...this.links.keys()]) this.connectionDown(peer);
@@ -211,6 +264,7 @@ export class DataPlane implements Overlay {
 
   private onCaptured(packet: Uint8Array): void {
     this.stats.captured++;
+    this.stats.capturedBytes += packet.length;
     const offset = this.tap.headerLength;
     if (packet.length < offset + 14) return;
     const decision = this.forwarder.onCaptured(frameMacs(packet, offset), this.now());
@@ -249,6 +303,7 @@ export class DataPlane implements Overlay {
         if (err) this.countSendError(link, err);
       });
       this.stats.sent++;
+      this.stats.sentBytes += b.length;
     }
   }
 
@@ -256,6 +311,7 @@ export class DataPlane implements Overlay {
 
   private onDatagram(msg: Buffer, rinfo: RemoteInfo): void {
     const now = this.now();
+    this.stats.receivedBytes += msg.length;
     for (const chunk of splitDatagram(msg)) {
       if (chunk instanceof SleeveFormatError) {
         this.countMalformed(rinfo, chunk.reason);
@@ -319,8 +375,12 @@ export class DataPlane implements Overlay {
       }
       ok = frames.every((f) => this.tap.write(f));
     }
-    if (ok) this.stats.injected++;
-    else this.drop('tap-write');
+    if (ok) {
+      this.stats.injected++;
+      this.stats.injectedBytes += packet.length;
+    } else {
+      this.drop('tap-write');
+    }
   }
 
   // ---- heartbeats ----
@@ -361,7 +421,12 @@ export class DataPlane implements Overlay {
 
   private drop(reason: string): void {
     this.stats.dropped++;
-    this.drops.set(reason, (this.drops.get(reason) ?? 0) + 1);
+    const count = (this.drops.get(reason) ?? 0) + 1;
+    this.drops.set(reason, count);
+    // Once per reason: the counter (weave_sleeve_dropped_total) carries the rest.
+    if (count === DROP_LOG_THRESHOLD) {
+      this.log.warn({ reason, total: count }, `sleeve dropped ${count} frames or datagrams for reason ${reason}; see weave_sleeve_dropped_total`);
+    }
   }
 
   private sendErrorsLogged = 0;

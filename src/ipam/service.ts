@@ -15,7 +15,7 @@ import type { Outgoing } from './messages.js';
 import { parseState, stateToText, type IpamPersistentState } from './state-format.js';
 import { applyJournal, diffAllocations, encodeJournalEntry } from './journal.js';
 import { StateStore } from './state-store.js';
-import { ringEntries } from './ring.js';
+import { ringEntries, ownedCounts, type Ring } from './ring.js';
 import { ipamServiceLines, renderIpamRanges } from './status.js';
 
 export const IPAM_CHANNEL = 'ipam';
@@ -79,6 +79,11 @@ export class IpamService implements GossipHandler {
   private reachable = new Set<PeerName>();
   private timers: NodeJS.Timeout[] = [];
   private persisted?: Persisted;
+  /** The status last logged: every change of it gets one line, with what caused it. */
+  private loggedStatus?: string;
+  /** The ring and our share of it when last logged: a change of our share gets one line. */
+  private loggedRing?: Ring;
+  private loggedOwned = 0;
 
   private constructor(private readonly ipam: Ipam, private readonly options: IpamServiceOptions, store: StateStore) {
     this.log = options.log;
@@ -119,10 +124,11 @@ export class IpamService implements GossipHandler {
     this.channel = channel;
     this.directory = directory;
     const tickMs = this.options.tickMs ?? 1000;
-    this.timers.push(setInterval(() => this.apply(this.ipam.tick(this.now())), tickMs));
+    this.timers.push(setInterval(() => this.apply(this.ipam.tick(this.now()), 'timer'), tickMs));
     this.timers.push(setInterval(() => this.gossipToRandomNeighbour(), this.options.gossipIntervalMs));
     for (const t of this.timers) t.unref();
-    this.apply(this.ipam.prime(this.now()));
+    this.noteStatus('start');
+    this.apply(this.ipam.prime(this.now()), 'start');
   }
 
   stop(): void {
@@ -135,7 +141,7 @@ export class IpamService implements GossipHandler {
     const same = peers.size === this.reachable.size && [...peers].every((p) => this.reachable.has(p));
     if (same) return;
     this.reachable = new Set(peers);
-    this.apply(this.ipam.setReachable(peers, this.now()));
+    this.apply(this.ipam.setReachable(peers, this.now()), `reachable peers changed (${peers.size} reachable)`);
   }
 
   // ---- requests (the HTTP API) ----
@@ -182,6 +188,30 @@ export class IpamService implements GossipHandler {
     if (!reply.ok) return { ok: false, status: 409, error: reply.error };
     const label = this.directory?.nickname(peer) ?? peer;
     return { ok: true, value: formatTakeover(reply.addresses, label) };
+  }
+
+  /**
+   * `weave reset`: hands every range of ours to a live peer (the allocator picks the heir), waits
+   * until that is on disk and broadcast, then refuses everything. Waiting requests fail.
+   */
+  async shutdown(): Promise<{ heir: PeerName | undefined; heirLabel: string; addresses: number }> {
+    const reply = await this.request('shutdown', () => this.ipam.shutdown());
+    if (reply.kind !== 'shutdown') throw new Error('mismatched reply');
+    const label = reply.heir === undefined ? 'nobody' : `${reply.heir}(${this.directory?.nickname(reply.heir) ?? ''})`;
+    this.log.info({ heir: reply.heir, addresses: reply.addresses, reason: 'weave reset' }, `IPAM shut down: ${reply.addresses} IPs handed to ${label}`);
+    return { heir: reply.heir, heirLabel: label, addresses: reply.addresses };
+  }
+
+  /** Deletes the state files (after shutdown); returns the paths removed. */
+  async removeState(): Promise<string[]> {
+    this.stop();
+    while (this.flushing) await new Promise((r) => setTimeout(r, 10));
+    return this.store.remove();
+  }
+
+  /** The path of the state file, for messages. */
+  get statePath(): string {
+    return this.store.path;
   }
 
   // ---- status (snapshots only: never waits) ----
@@ -279,7 +309,7 @@ export class IpamService implements GossipHandler {
       this.log.warn({ peer: from, reason: decoded.error }, 'dropped a malformed IPAM message');
       return;
     }
-    this.apply(this.ipam.onMessage(from, decoded.message, this.now()));
+    this.apply(this.ipam.onMessage(from, decoded.message, this.now()), `message from ${from}`);
   }
 
   private gossipToRandomNeighbour(): void {
@@ -297,11 +327,13 @@ export class IpamService implements GossipHandler {
       const list = this.waiters.get(key) ?? [];
       list.push(resolve);
       this.waiters.set(key, list);
-      this.apply(call());
+      this.apply(call(), `request ${key}`);
     });
   }
 
-  private apply(step: Step): void {
+  private apply(step: Step, why: string): void {
+    this.noteStatus(why);
+    this.noteOwnership(why);
     if (step.out.length === 0 && step.replies.length === 0 && step.events.length === 0 && !step.persist) return;
     this.queue.push(step);
     void this.flush();
@@ -331,6 +363,27 @@ export class IpamService implements GossipHandler {
     } finally {
       this.flushing = false;
     }
+  }
+
+  /** Logs the IPAM status once each time it changes (idle, awaiting consensus, ready, ...). */
+  private noteStatus(why: string): void {
+    const status = this.ipam.status();
+    if (status === this.loggedStatus) return;
+    const was = this.loggedStatus;
+    this.loggedStatus = status;
+    this.log.info({ status, was, reason: why }, `IPAM status: ${status}${was === undefined ? '' : ` (was: ${was}; after ${why})`}`);
+  }
+
+  /** Logs our share of the range once each time it changes (division, donation, takeover, an heir's gift). */
+  private noteOwnership(why: string): void {
+    const ring = this.ipam.ring;
+    if (ring === this.loggedRing) return;
+    this.loggedRing = ring;
+    const owned = ring ? ownedCounts(ring).get(this.options.config.self) ?? 0 : 0;
+    if (owned === this.loggedOwned) return;
+    const was = this.loggedOwned;
+    this.loggedOwned = owned;
+    this.log.info({ owned, was, reason: why }, `this peer now owns ${owned} IPs (was ${was}; after ${why})`);
   }
 
   /** Makes the current state durable: a journal line when only allocations changed, else a snapshot. */
@@ -370,6 +423,8 @@ export class IpamService implements GossipHandler {
       ? { ...reply, ok: false, error: failure } as Reply
       : reply;
     for (const w of list) w(final);
+    // Per decision, never per packet: what each request got.
+    if (this.log.isLevelEnabled('debug')) this.log.debug({ request: key, reply: describeReply(final) }, `IPAM ${key}: ${describeReply(final)}`);
   }
 
   private logEvent(e: IpamEvent): void {
@@ -415,4 +470,18 @@ function parseLoaded(text: string, journal: string, peer: PeerName, range: Cidr)
     return { ok: false, reason: 'corrupt', message: `corrupt IPAM state: ${(err as Error).message}` };
   }
   return parseState(value, { peer, range });
+}
+
+function describeReply(r: Reply): string {
+  if (r.kind === 'shutdown') return `${r.addresses} IPs handed to ${r.heir ?? 'nobody'}`;
+  if (!r.ok) return `refused: ${r.error}`;
+  switch (r.kind) {
+    case 'allocate':
+    case 'claim':
+      return `address ${formatIpv4(r.address)}`;
+    case 'release':
+      return r.address === undefined ? 'cancelled' : `freed ${formatIpv4(r.address)}`;
+    case 'rmpeer':
+      return `${r.addresses} IPs taken over`;
+  }
 }

@@ -4,7 +4,7 @@
 // of appended lines (journal.ts), each fdatasync'ed, emptied whenever a new snapshot is durable.
 // Snapshot writes are serialised and coalesced: callers that arrive while a write is under way
 // share the next one.
-import { open, rename, mkdir, readFile, type FileHandle } from 'node:fs/promises';
+import { open, rename, mkdir, readFile, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, basename, join } from 'node:path';
 
 export type LoadResult =
@@ -51,6 +51,22 @@ export class StateStore {
   async close(): Promise<void> {
     await this.journal?.close();
     this.journal = undefined;
+  }
+
+  /** Deletes the state and its journal (`weave reset`); returns the paths that were there. */
+  async remove(): Promise<string[]> {
+    if (this.writing) await this.writing.catch(() => undefined);
+    await this.close();
+    const removed: string[] = [];
+    for (const path of [this.path, this.journalPath]) {
+      try {
+        await unlink(path);
+        removed.push(path);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
+    }
+    return removed;
   }
 
   /**

@@ -293,12 +293,15 @@ export class Router {
       return `Connection limit reached (${o.connLimit})`;
     }
     const known = this.topology.topology.peers.get(hello.name);
+    // Known from its Hello already: rmpeer by nickname works even if it dies before its gossip arrives.
+    this.nicknames.set(hello.name, hello.nickname);
     this.handshaking.delete(conn);
     this.live.set(hello.name, conn);
     // Without a data path there is nothing more to wait for; with one, its heartbeats decide.
     conn.established = o.overlay === undefined;
     if (conn.outbound) this.maker.connected(conn.address, hello.name, this.now());
     conn.log.info(known === undefined ? 'connection added (new peer)' : known.uid === hello.uid ? 'connection added' : 'connection added (restarted peer)');
+    if (conn.established) conn.log.info({ reason: 'no data path to verify (control plane only)' }, 'connection fully established');
     this.newNeighbours.push(hello.name);
     this.localConnectionsChanged();
     o.overlay?.connectionUp({
@@ -416,6 +419,8 @@ export class Router {
     for (const o of step.out) this.sendTopology(o.to, o.message);
     for (const r of step.removed) this.log.info({ peer: `${r.name}(${r.nickname})` }, `Removed unreachable peer ${r.name}(${r.nickname})`);
     if (step.changed || step.removed.length > 0) {
+      // Per decision (a gossip message that changed what we know), never per packet.
+      if (this.log.isLevelEnabled('debug')) this.log.debug({ peers: this.topology.topology.peers.size, sent: step.out.length }, 'topology changed');
       this.changed();
       this.notifyTopologyListeners();
     }
@@ -459,6 +464,7 @@ export class Router {
       connectionCount: this.live.size,
       connLimit: this.options.connLimit,
     });
+    if (plan.dial.length > 0) this.log.debug({ dial: plan.dial, connections: this.live.size, limit: this.options.connLimit }, 'connection maker: dialling');
     for (const address of plan.dial) this.dial(address);
     if (plan.dial.length > 0) this.snapshot = undefined;
     if (plan.wakeAt !== undefined) {

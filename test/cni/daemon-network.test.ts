@@ -27,7 +27,12 @@ t.test('the CNI socket of a node daemon', async (t) => {
     const r = await oc.call(n, 'GET', `/ip/${id}`);
     return r.status === 200 ? r.body : undefined;
   };
-  const ps = (n: ClusterNode): Promise<string> => oc.weave(n, 'ps');
+  // weave ps opens with the bridge's own line (weave:expose); the pods follow.
+  const ps = async (n: ClusterNode): Promise<string> => {
+    const [first, ...pods] = (await oc.weave(n, 'ps')).split(/(?<=\n)/);
+    if (!first?.startsWith('weave:expose ')) throw new Error(`weave ps does not open with weave:expose: ${first}`);
+    return pods.join('');
+  };
 
   t.test('socket: root only', async (t) => {
     t.equal(statSync(sock(n1)).mode & 0o777, 0o600);

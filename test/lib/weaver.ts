@@ -75,6 +75,10 @@ export class Weaver {
     return `${this.options.ip}:6784`;
   }
 
+  get pid(): number | undefined {
+    return this.proc?.pid;
+  }
+
   get running(): boolean {
     return this.proc !== undefined && this.proc.exitCode === null && this.proc.signalCode === null;
   }
