@@ -7,19 +7,13 @@
 // a field is optional, because the API server decodes `field: null` as "unset" (kubectl itself
 // prints `creationTimestamp: null`).
 import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import formatsModule from 'ajv-formats';
+import { repoRoot } from './repo-root.js';
 
 // ajv-formats is CommonJS with `exports.default`; under NodeNext the default import is the module object.
 const addFormats = formatsModule.default;
-
-/** The repository root: dist/test/lib/ → three levels up (also right from test/lib/ when run by tsx). */
-function repoRoot(): string {
-  const here = dirname(fileURLToPath(import.meta.url));
-  return here.includes(`${join('dist', 'test')}`) ? join(here, '..', '..', '..') : join(here, '..', '..');
-}
 
 /** Where the OpenAPI document lives: beside the repository, shared by every worktree. */
 export const swaggerPath = join(repoRoot(), '..', 'shared', 'k8s-openapi', 'swagger-1.36.json');
