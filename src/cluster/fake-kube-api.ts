@@ -9,6 +9,7 @@
 //   leases         kube-system (any namespace): list, get, create (409 AlreadyExists), update (409
 //                  Conflict on a stale metadata.resourceVersion), delete
 //   pods           list (cluster-wide and per namespace)
+//   namespaces     get, list: the four of a new cluster (kubectl reads one to explain a 404)
 //
 // One resourceVersion counter for everything, raised by every write (as etcd's revision); watch
 // events are newline-separated JSON objects on a chunked response. Errors are v1 Status objects.
@@ -66,14 +67,19 @@ const SERVER_VERSION = { major: '1', minor: '36', gitVersion: 'v1.36.0-weft-fake
 const CORE_RESOURCES = [
   { name: 'nodes', singularName: 'node', namespaced: false, kind: 'Node', verbs: ['delete', 'get', 'list', 'patch', 'watch'], shortNames: ['no'] },
   { name: 'nodes/status', singularName: '', namespaced: false, kind: 'Node', verbs: ['get', 'patch'] },
+  { name: 'namespaces', singularName: 'namespace', namespaced: false, kind: 'Namespace', verbs: ['get', 'list'], shortNames: ['ns'] },
   { name: 'pods', singularName: 'pod', namespaced: true, kind: 'Pod', verbs: ['get', 'list'], shortNames: ['po'] },
 ];
 const LEASE_RESOURCES = [
   { name: 'leases', singularName: 'lease', namespaced: true, kind: 'Lease', verbs: ['create', 'delete', 'get', 'list', 'update', 'watch'] },
 ];
 
+const NAMESPACES = ['default', 'kube-node-lease', 'kube-public', 'kube-system'];
+
 export class FakeKubeApi {
   private rv = 1;
+  private readonly started = timestamp();
+  private readonly namespaceUids = new Map<string, string>();
   private readonly nodes = new Map<string, KubeObject>();
   private readonly leases = new Map<string, KubeObject>(); // key namespace/name
   private readonly pods = new Map<string, KubeObject>();   // key namespace/name
@@ -107,11 +113,14 @@ export class FakeKubeApi {
     });
   }
 
-  /** A kubeconfig (YAML is a superset of JSON) that points a client at this server. */
+  /**
+   * A kubeconfig (YAML is a superset of JSON) that points a client at this server. Plain HTTP on
+   * loopback: @kubernetes/client-node accepts an http:// server only with insecure-skip-tls-verify.
+   */
   kubeconfig(): string {
     return JSON.stringify({
       apiVersion: 'v1', kind: 'Config', 'current-context': 'fake',
-      clusters: [{ name: 'fake', cluster: { server: this.url } }],
+      clusters: [{ name: 'fake', cluster: { server: this.url, 'insecure-skip-tls-verify': true } }],
       users: [{ name: 'fake', user: {} }],
       contexts: [{ name: 'fake', context: { cluster: 'fake', user: 'fake' } }],
     }, null, 2);
@@ -174,6 +183,11 @@ export class FakeKubeApi {
   /** Every object this server holds, for tests that validate them against the OpenAPI document. */
   allObjects(): KubeObject[] {
     return [...this.nodes.values(), ...this.leases.values(), ...this.pods.values()];
+  }
+
+  private namespaceUid(name: string): string {
+    if (!this.namespaceUids.has(name)) this.namespaceUids.set(name, randomUUID());
+    return this.namespaceUids.get(name)!;
   }
 
   // ---- storage: every write raises the resourceVersion and is an event ----
@@ -262,6 +276,17 @@ export class FakeKubeApi {
         return sendJson(res, 200, this.store('nodes', this.nodes, name, next, 'MODIFIED'));
       }
       throw notAllowed(method, path);
+    }
+
+    // /api/v1/namespaces[/<ns>]: the fixed namespaces of a new cluster (kubectl reads them to explain a 404)
+    if (path === '/api/v1/namespaces' || (parts[2] === 'namespaces' && parts.length === 4)) {
+      if (method !== 'GET') throw notAllowed(method, path);
+      const all = NAMESPACES.map((n) => ({
+        apiVersion: 'v1', kind: 'Namespace', metadata: { name: n, uid: this.namespaceUid(n), resourceVersion: '1', creationTimestamp: this.started, labels: { 'kubernetes.io/metadata.name': n } },
+        spec: { finalizers: ['kubernetes'] }, status: { phase: 'Active' },
+      }));
+      if (parts.length === 3) return sendJson(res, 200, { kind: 'NamespaceList', apiVersion: 'v1', metadata: { resourceVersion: String(this.rv) }, items: all });
+      return sendJson(res, 200, all.find((n) => n.metadata.name === parts[3]) ?? throwIt(notFoundObject('namespaces', '', parts[3]!)));
     }
 
     // /api/v1/pods, /api/v1/namespaces/<ns>/pods
