@@ -85,6 +85,8 @@ export class FakeKubeApi {
   private readonly pods = new Map<string, KubeObject>();   // key namespace/name
   private readonly history: WatchEvent[] = [];
   private readonly watchers = new Set<Watcher>();
+  /** Writes refused with 409 Conflict (a stale resourceVersion): tests show that races happened. */
+  conflicts = 0;
   /** Every request, "METHOD path", for tests that check what a client asked. */
   readonly requests: string[] = [];
 
@@ -349,6 +351,7 @@ export class FakeKubeApi {
       if (!current) throw notFoundObject('leases', GROUP, name);
       const sent = obj.metadata.resourceVersion;
       if (sent !== undefined && sent !== '' && sent !== current.metadata.resourceVersion) {
+        this.conflicts++;
         throw new ApiError(409, 'Conflict',
           `Operation cannot be fulfilled on leases.${GROUP} "${name}": the object has been modified; please apply your changes to the latest version and try again`,
           { name, group: GROUP, kind: 'leases' });
