@@ -14,6 +14,8 @@ import { parseConfig } from '../../src/daemon/config.js';
 import { formatHostPort } from '../../src/net/address.js';
 import { formatCidr } from '../../src/net/ipv4.js';
 import { LOCK_NAME, LOCK_NAMESPACE } from '../../src/k8s/names.js';
+import { readLaunchEnv, weaverArgs } from '../../src/k8s/launch-plan.js';
+import { DEFAULT_CNI_SOCKET } from '../../src/api/cni-protocol.js';
 import {
   allows, describeRequest, grants, requestOfClientMethod, requestsOfInformerPath, rulesFor,
   type ApiRequest, type BindingObject, type RoleObject,
@@ -165,6 +167,22 @@ t.test('host paths: state, CNI directories, xtables lock, modules, machine id, t
   t.same(main.get('/lib/modules'), { host: '/lib/modules', type: 'Directory', readOnly: true });
   t.same(main.get('/etc/machine-id'), { host: '/etc/machine-id', type: 'File', readOnly: true }, 'the peer name comes from the host');
   t.equal(weave?.env?.find((e) => e.name === 'DB_PREFIX')?.value?.startsWith('/weavedb/'), true, 'DB_PREFIX is inside the state mount');
+
+  // The entrypoint, given this env, puts state, conflist and socket where these mounts lead.
+  const plain = Object.fromEntries((weave?.env ?? []).filter((e) => e.value !== undefined).map((e) => [e.name, e.value!]));
+  const settings = readLaunchEnv({ ...plain, HOSTNAME: 'node-1' });
+  const hostOf = (containerPath: string): string | undefined => {
+    const [mountPath, m] = [...main].filter(([p]) => containerPath === p || containerPath.startsWith(`${p}/`)).sort((a, b) => b[0].length - a[0].length)[0] ?? [];
+    return mountPath === undefined || m?.host === undefined ? undefined : m.host + containerPath.slice(mountPath.length);
+  };
+  t.equal(hostOf(`${settings.dbPrefix}data.json`), '/var/lib/weave/weave-netdata.json', 'state on the host');
+  t.equal(hostOf(settings.cniConfDir), '/etc/cni/net.d', 'the conflist lands where kubelet reads it');
+  t.equal(hostOf(DEFAULT_CNI_SOCKET), DEFAULT_CNI_SOCKET, 'the socket is at the path the plugin on the host dials');
+  // ...and the daemon accepts the command line the entrypoint makes of it.
+  const argv = weaverArgs(settings, 'consensus=3', ['192.168.1.12', '192.168.1.13'], 'nft');
+  const daemon = parseConfig(argv, {});
+  t.equal(daemon.dbPrefix, '/weavedb/weave-net');
+  t.same(daemon.peers, ['192.168.1.12:6783', '192.168.1.13:6783']);
 
   const init = pod.initContainers?.find((c) => c.name === 'weave-init');
   t.ok(init, 'init container weave-init');
