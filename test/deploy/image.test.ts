@@ -4,16 +4,23 @@
 //     WEFT_IMAGE_CACHE (/var/cache/weft-image) when there; `weaver --version`; the tools the
 //     entrypoint and the daemon call; the daemon running in the image answers `weave status`,
 //     both control-plane only and, privileged, with its bridge, TAP and iptables rules.
+//     And the DaemonSet's container itself: the image's default command (weave-kube) with the
+//     manifest's environment, privileged, in a network namespace of its own wired to the
+//     project's fake API server: it lists the Node, starts weaver with its bridge, registers in
+//     the Lease, sets NetworkUnavailable=False and writes the conflist into the mounted directory.
 //   - WEFT_IMAGE_TEST=1 (opt-in, slow): the build from nothing (--fresh: debootstrap and the npm
 //     download again) and the docker-archive export a cluster would import.
 // Each container runs with --network none (its own network namespace: nothing on the host is
 // touched) under a per-run name and image tag, removed at the end.
 import t, { type Test } from 'tap';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exec, type ExecResult } from '../../src/cluster/exec.js';
 import { waitFor } from '../../src/cluster/wait-for.js';
+import { addNetns, deleteNetns, netnsPath } from '../../src/cluster/netns.js';
+import { FakeKubeApi } from '../../src/cluster/fake-kube-api.js';
+import { validateObject } from '../lib/k8s-openapi.js';
 import { VERSION } from '../../src/version.js';
 import { repoRoot } from '../lib/repo-root.js';
 
@@ -111,6 +118,67 @@ t.test('the daemon runs in the image privileged: bridge, TAP and iptables rules 
   ok(await exec(null, ['podman', 'exec', name, 'ip', 'link', 'show', 'vethwe-tap']));
   const rules = ok(await exec(null, ['podman', 'exec', name, 'iptables-save']));
   t.match(rules, /^-A FORWARD -j WEAVE-FORWARD$/m, 'the daemon\'s chains, made with the image\'s iptables');
+});
+
+t.test('the DaemonSet container: weave-kube in the image against an API server', async (t) => {
+  // netns wk9-<pid> holds the "node" (172.31.79.2); the API server listens on the host end of a
+  // veth (172.31.79.1), the only address the container can reach.
+  const ns = `wk9-${process.pid}`;
+  const hostIf = `wk9h${process.pid % 1_000_000}`;
+  const dir = mkdtempSync(join(tmpdir(), 'wk9-kube-'));
+  const name = `${prefix}-kube`;
+  t.teardown(async () => {
+    await exec(null, ['podman', 'rm', '--force', '--time', '0', name], { timeoutMs: 60_000 });
+    await deleteNetns([ns]);
+    await exec(null, ['ip', 'link', 'del', hostIf]);
+    rmSync(dir, { recursive: true, force: true });
+  });
+  await addNetns(ns);
+  ok(await exec(null, ['ip', 'link', 'add', hostIf, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]));
+  ok(await exec(null, ['ip', 'addr', 'add', '172.31.79.1/24', 'dev', hostIf]));
+  ok(await exec(null, ['ip', 'link', 'set', hostIf, 'up']));
+  ok(await exec(null, ['ip', '-n', ns, 'addr', 'add', '172.31.79.2/24', 'dev', 'eth0']));
+  ok(await exec(null, ['ip', '-n', ns, 'link', 'set', 'eth0', 'up']));
+  ok(await exec(null, ['ip', '-n', ns, 'link', 'set', 'lo', 'up']));
+
+  const api = await FakeKubeApi.start('172.31.79.1');
+  t.teardown(() => api.close());
+  api.addNode('node-a', { internalIP: '172.31.79.2' });
+  writeFileSync(join(dir, 'kubeconfig'), api.kubeconfig());
+  const confDir = join(dir, 'net.d');
+  const weavedb = join(dir, 'weavedb');
+  ok(await exec(null, ['mkdir', '-p', confDir, weavedb]));
+
+  // The manifest's env (HOSTNAME is the node name; the API comes from KUBECONFIG, not the
+  // in-cluster service account) and its mounts for state and CNI config.
+  ok(await exec(null, ['podman', 'run', '--detach', '--name', name, '--privileged', '--network', `ns:${netnsPath(ns)}`, ...ULIMITS,
+    '-e', 'HOSTNAME=node-a', '-e', 'KUBECONFIG=/kube/config', '-e', 'IPALLOC_RANGE=10.32.0.0/12', '-e', 'WEAVE_MTU=1376',
+    '-e', 'CONN_LIMIT=200', '-e', 'NO_MASQ_LOCAL=1', '-e', 'WEAVE_HTTP_ADDR=127.0.0.1:6784', '-e', 'WEAVE_METRICS_ADDR=0.0.0.0:6782',
+    '-e', 'DB_PREFIX=/weavedb/weave-net',
+    '-v', `${join(dir, 'kubeconfig')}:/kube/config:ro`, '-v', `${confDir}:/host/etc/cni/net.d`, '-v', `${weavedb}:/weavedb`,
+    tag], { timeoutMs: 60_000 }));
+
+  const conflist = join(confDir, '10-weave.conflist');
+  await waitFor('the conflist, written once the network is up', async () => {
+    if (existsSync(conflist)) return true;
+    const state = await exec(null, ['podman', 'inspect', '--format', '{{.State.Status}}', name]);
+    if (state.stdout.trim() !== 'running') {
+      const logs = await exec(null, ['podman', 'logs', name]);
+      throw new Error(`container ${name} is ${state.stdout.trim()}: ${logs.stdout}${logs.stderr}`);
+    }
+    return undefined;
+  }, 60_000, 200);
+  const plugins = (JSON.parse(readFileSync(conflist, 'utf8')) as { plugins: { type: string }[] }).plugins.map((p) => p.type);
+  t.same(plugins, ['weave-net', 'portmap']);
+  const node = api.node('node-a') as { status?: { conditions?: { type: string; status: string }[] } } | undefined;
+  t.same(node?.status?.conditions?.filter((c) => c.type === 'NetworkUnavailable').map((c) => c.status), ['False'],
+    'NetworkUnavailable=False is set by the time the conflist is there');
+  t.same(validateObject(api.node('node-a')), [], 'the patched Node is still a valid Node');
+  t.ok(existsSync(join(weavedb, 'weave-netdata.json')), 'state on the mounted host path');
+  const status = ok(await exec(null, ['podman', 'exec', name, 'weave', 'status']));
+  t.match(status, /Name: [0-9a-f:]{17}\(node-a\)/, 'the nickname is the node name');
+  t.match(status, /Status: ready/);
+  ok(await exec(null, ['ip', '-n', ns, 'link', 'show', 'weave']));
 });
 
 t.test('opt-in: the docker-archive a cluster imports', { skip: full ? false : 'set WEFT_IMAGE_TEST=1' }, async (t) => {
