@@ -21,6 +21,8 @@ import { waitFor } from '../../src/cluster/wait-for.js';
 import { addNetns, deleteNetns, netnsPath } from '../../src/cluster/netns.js';
 import { FakeKubeApi } from '../../src/cluster/fake-kube-api.js';
 import { validateObject } from '../lib/k8s-openapi.js';
+import { PEERS_ANNOTATION } from '../../src/k8s/peer-registry.js';
+import { LOCK_NAME, LOCK_NAMESPACE } from '../../src/k8s/names.js';
 import { VERSION } from '../../src/version.js';
 import { repoRoot } from '../lib/repo-root.js';
 
@@ -174,6 +176,9 @@ t.test('the DaemonSet container: weave-kube in the image against an API server',
   t.same(node?.status?.conditions?.filter((c) => c.type === 'NetworkUnavailable').map((c) => c.status), ['False'],
     'NetworkUnavailable=False is set by the time the conflist is there');
   t.same(validateObject(api.node('node-a')), [], 'the patched Node is still a valid Node');
+  const lease = api.lease(LOCK_NAMESPACE, LOCK_NAME);
+  t.match(lease?.metadata.annotations?.[PEERS_ANNOTATION] ?? '', /node-a/, 'registered in the lock Lease');
+  t.same(validateObject(lease), [], 'a valid Lease');
   t.ok(existsSync(join(weavedb, 'weave-netdata.json')), 'state on the mounted host path');
   const status = ok(await exec(null, ['podman', 'exec', name, 'weave', 'status']));
   t.match(status, /Name: [0-9a-f:]{17}\(node-a\)/, 'the nickname is the node name');
