@@ -16,7 +16,7 @@ import { createLogger, type Logger } from '../log/logger.js';
 import { localRunner } from '../dataplane/host/runner.js';
 import { detectIptablesBackend } from '../dataplane/host/iptables.js';
 import { parsePeerName, type PeerName } from '../net/peer-name.js';
-import { defaultIpallocInit, LaunchError, readLaunchEnv, weaverArgs, type LaunchSettings } from './launch-plan.js';
+import { defaultIpallocInit, flagValue, LaunchError, readLaunchEnv, weaverArgs, type LaunchSettings } from './launch-plan.js';
 import { KubeApi, messageOf } from './kube-api.js';
 import { nodeNames, peerAddresses } from './node-peers.js';
 import { rangeConflict } from './route-check.js';
@@ -51,6 +51,8 @@ async function main(): Promise<void> {
   } catch (err) {
     fail(`cannot configure the Kubernetes client: ${(err as Error).message}`);
   }
+  // weaver's answer comes from another process: ask while the API is asked.
+  const peerNameAnswer = printPeerName(settings.extraArgs);
   const nodes = await retry(log, `list the nodes at ${kube.server}`, () => kube.listNodes());
   if (!nodes.some((n) => n.metadata?.name === settings.nodeName)) {
     log.warn({ node: settings.nodeName }, `node ${settings.nodeName} (HOSTNAME) is not in the API's node list`);
@@ -78,7 +80,7 @@ async function main(): Promise<void> {
     }
   }
 
-  const peerName = await printPeerName(settings.extraArgs);
+  const peerName = await peerNameAnswer;
   const markerPath = `${settings.dbPrefix}peer-reclaim`;
   const registry = await retry(log, 'read the lock Lease', () => kube.read());
   const marker = existsSync(markerPath) ? (await readFile(markerPath, 'utf8')).trim() : undefined;
@@ -143,8 +145,16 @@ async function main(): Promise<void> {
   }, log);
 }
 
-/** weaver's own answer to "what is my peer name" (honouring --name in EXTRA_ARGS). */
+/** weaver's own answer to "what is my peer name": --name in EXTRA_ARGS, else derived from the machine. */
 async function printPeerName(extraArgs: readonly string[]): Promise<PeerName> {
+  const given = flagValue(extraArgs, '--name');
+  if (given !== undefined) {
+    try {
+      return parsePeerName(given);
+    } catch (err) {
+      fail(`EXTRA_ARGS: invalid --name: ${(err as Error).message}`);
+    }
+  }
   const child = spawn(process.execPath, [WEAVER, ...extraArgs, '--print-peer-name'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';

@@ -3,58 +3,27 @@
 // its space reclaimed by exactly one survivor, a peer reclaimed while it was away starts afresh,
 // and a node that re-joins with a new machine takes its own past's space back.
 import t from 'tap';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
-import { FakeKubeApi } from '../../src/cluster/fake-kube-api.js';
-import { KubeApi } from '../../src/k8s/kube-api.js';
 import { waitFor } from '../lib/weaver.js';
 import { validateObject } from '../lib/k8s-openapi.js';
-import { Launcher, machineName, nodeIp, reclaimLines } from './launcher.js';
+import { KubeTestCluster, machineName, nodeIp, reclaimLines } from './launcher.js';
 
 const NET = 70;
 const RANGE = '10.70.0.0/16';
-const SIZE = 65536;
 
 t.test('peers from the API, a node added, a node deleted, removed while away, re-joined with a new machine', async (t) => {
-  const api = await FakeKubeApi.start();
-  const dir = mkdtempSync(join(tmpdir(), 'weft-k8s-scenario-'));
-  t.teardown(async () => {
-    await api.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  const kubeconfig = join(dir, 'kubeconfig');
-  writeFileSync(kubeconfig, api.kubeconfig());
-  const kc = new KubeConfig();
-  kc.loadFromString(api.kubeconfig());
-  const kube = new KubeApi(kc);
-  const launchers = new Map<string, Launcher>();
-  const start = (i: number, node = `node-${i}`, peer = machineName(NET, i), stateDir = join(dir, node)): Launcher => {
-    const l = Launcher.start(t, { node, ip: nodeIp(NET, i), peerName: peer, kubeconfig, dir: stateDir, range: RANGE });
-    launchers.set(node, l);
-    return l;
-  };
-  /** Waits until every running launcher's daemon sees exactly `owners` owning the whole range. */
-  const ringIs = async (owners: string[], what: string): Promise<Map<string, number>> => waitFor(what, async () => {
-    let first: Map<string, number> | undefined;
-    for (const l of launchers.values()) {
-      if (!l.running) continue;
-      const o = await l.ownership();
-      if ([...o.keys()].sort().join() !== [...owners].sort().join()) return undefined;
-      if ([...o.values()].reduce((a, b) => a + b, 0) !== SIZE) return undefined;
-      if (first && JSON.stringify([...first].sort()) !== JSON.stringify([...o].sort())) return undefined;
-      first = o;
-    }
-    return first;
-  }, 60_000, 250);
+  const c = await KubeTestCluster.create(t, NET, RANGE);
+  const { api, kube, launchers, dir } = c;
+  const start = c.start.bind(c);
+  const ringIs = c.ringIs.bind(c);
 
   for (let i = 1; i <= 3; i++) api.addNode(`node-${i}`, { internalIP: nodeIp(NET, i) });
   for (let i = 1; i <= 3; i++) start(i);
 
   await t.test('3 nodes start from the node list and agree on an even split', async (t) => {
     const ring = await ringIs([1, 2, 3].map((i) => machineName(NET, i)), 'one ring of three');
-    for (const [peer, size] of ring) t.ok(Math.abs(size - SIZE / 3) < 1, `${peer} owns ${size} of ${SIZE}: a third`);
+    for (const [peer, size] of ring) t.ok(Math.abs(size - 65536 / 3) < 1, `${peer} owns ${size} of 65536: a third`);
     for (let i = 1; i <= 3; i++) {
       const l = launchers.get(`node-${i}`)!;
       const others = [1, 2, 3].filter((j) => j !== i).map((j) => nodeIp(NET, j));
@@ -82,10 +51,7 @@ t.test('peers from the API, a node added, a node deleted, removed while away, re
     }
     t.pass('the three others have node-4 as a target');
     await waitFor('node-4 ready', async () => ((await l4.call('GET', '/status')).status === 200 ? true : undefined), 20_000);
-    const r = await waitFor('an address on node-4', async () => {
-      const a = await l4.call('POST', '/ip/pod-on-4');
-      return a.status === 200 ? a.body : undefined;
-    }, 40_000, 500);
+    const r = await c.allocate(l4, 'pod-on-4');
     t.match(r, /^10\.70\.\d+\.\d+\/16$/);
     await ringIs([1, 2, 3, 4].map((i) => machineName(NET, i)), 'node-4 owns part of the ring');
   });
@@ -116,10 +82,7 @@ t.test('peers from the API, a node added, a node deleted, removed while away, re
     const back = start(3);
     await waitFor('the warning', () => (back.kubeLogs(/was reclaimed by another peer while away/).length === 1 ? true : undefined), 20_000);
     t.ok(readdirSync(join(dir, 'node-3')).some((f) => f.startsWith('weave-netdata.json.reclaimed-')), 'the old state is set aside, not deleted');
-    const a = await waitFor('an address on the returned node-3', async () => {
-      const r = await back.call('POST', '/ip/pod-on-3');
-      return r.status === 200 ? r.body : undefined;
-    }, 40_000, 500);
+    const a = await c.allocate(back, 'pod-on-3');
     t.match(a, /^10\.70\./);
     await ringIs([1, 2, 3].map((i) => machineName(NET, i)), 'one consistent ring with the returned node-3');
   });

@@ -4,9 +4,13 @@
 // own so that a test can kill the whole "pod" at once; teardown kills every group it started.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { httpCall, type LogRecord } from '../lib/weaver.js';
+import { KubeConfig } from '@kubernetes/client-node';
+import { FakeKubeApi } from '../../src/cluster/fake-kube-api.js';
+import { KubeApi } from '../../src/k8s/kube-api.js';
+import { httpCall, waitFor, type LogRecord } from '../lib/weaver.js';
 
 export const LAUNCH = fileURLToPath(new URL('../../src/k8s/launch.js', import.meta.url));
 
@@ -136,4 +140,69 @@ export function reclaimLines(launchers: Iterable<Launcher>, peer: string): { nod
     for (const r of l.kubeLogs(/^reclaimed the IP ranges of peer /)) if (r.msg.includes(peer)) out.push({ node: l.options.node, msg: r.msg });
   }
   return out;
+}
+
+/**
+ * A fake API server, its kubeconfig, and entrypoints started against it as nodes of loopback
+ * block `net`; everything is removed at teardown.
+ */
+export class KubeTestCluster {
+  readonly launchers = new Map<string, Launcher>();
+
+  private constructor(
+    private readonly t: { teardown(fn: () => unknown): void },
+    readonly api: FakeKubeApi,
+    readonly kube: KubeApi,
+    readonly dir: string,
+    readonly net: number,
+    readonly range: string,
+    readonly size: number,
+  ) {}
+
+  static async create(t: { teardown(fn: () => unknown): void }, net: number, range: string): Promise<KubeTestCluster> {
+    const api = await FakeKubeApi.start();
+    const dir = mkdtempSync(join(tmpdir(), `weft-k8s-${net}-`));
+    t.teardown(async () => {
+      await api.close();
+      rmSync(dir, { recursive: true, force: true });
+    });
+    writeFileSync(join(dir, 'kubeconfig'), api.kubeconfig());
+    const kc = new KubeConfig();
+    kc.loadFromString(api.kubeconfig());
+    return new KubeTestCluster(t, api, new KubeApi(kc), dir, net, range, 2 ** (32 - Number(range.split('/')[1])));
+  }
+
+  /** Starts node `i`'s entrypoint (by default as machine `i`, with state in a directory of the node's name). */
+  start(i: number, node = `node-${i}`, peer = machineName(this.net, i), stateDir = join(this.dir, node)): Launcher {
+    const l = Launcher.start(this.t, { node, ip: nodeIp(this.net, i), peerName: peer, kubeconfig: join(this.dir, 'kubeconfig'), dir: stateDir, range: this.range });
+    this.launchers.set(node, l);
+    return l;
+  }
+
+  addNode(i: number, node = `node-${i}`): void {
+    this.api.addNode(node, { internalIP: nodeIp(this.net, i) });
+  }
+
+  /** Waits until every running daemon sees exactly `owners` owning the whole range, the same way. */
+  ringIs(owners: readonly string[], what: string, timeoutMs = 60_000): Promise<Map<string, number>> {
+    return waitFor(what, async () => {
+      let first: Map<string, number> | undefined;
+      for (const l of this.launchers.values()) {
+        if (!l.running) continue;
+        const o = await l.ownership();
+        if ([...o.keys()].sort().join() !== [...owners].sort().join()) return undefined;
+        if ([...o.values()].reduce((a, b) => a + b, 0) !== this.size) return undefined;
+        if (first && JSON.stringify([...first].sort()) !== JSON.stringify([...o].sort())) return undefined;
+        first = o;
+      }
+      return first;
+    }, timeoutMs, 250);
+  }
+
+  async allocate(l: Launcher, id: string): Promise<string> {
+    return waitFor(`an address on ${l.options.node}`, async () => {
+      const r = await l.call('POST', `/ip/${id}`);
+      return r.status === 200 ? r.body : undefined;
+    }, 40_000, 250);
+  }
 }
