@@ -100,7 +100,10 @@ t.test('peers from the API, a node added, a node deleted, removed while away, re
     }, 20_000);
     t.pass('node-2 is registered once, with its new peer');
     await ringIs([machineName(NET, 1), newName, machineName(NET, 3)], 'the old peer owns nothing');
-    t.ok(existsSync(join(fresh.confDir, '10-weave.conflist')), 'then the new node wrote its conflist');
+    await waitFor('the new node\'s conflist', () => (existsSync(join(fresh.confDir, '10-weave.conflist')) ? true : undefined), 20_000);
+    const msgs = fresh.kubeLogs(/./).map((r) => r.msg);
+    t.ok(msgs.findIndex((m) => m.startsWith('reclaimed the IP ranges')) < msgs.findIndex((m) => m.startsWith('CNI configuration written')),
+      'the conflist comes after its past was reclaimed');
     t.same(JSON.parse(readFileSync(join(fresh.confDir, '10-weave.conflist'), 'utf8')).plugins.map((p: { type: string }) => p.type), ['weave-net', 'portmap']);
   });
 
