@@ -62,3 +62,10 @@ t.test('bad input is one clear line naming the flag', async (t) => {
     }
   }
 });
+
+t.test('the iptables backend: flag, IPTABLES_BACKEND, or detected (absent)', async (t) => {
+  t.equal(parseConfig([], {}).iptablesBackend, undefined);
+  t.equal(parseConfig(['--iptables-backend', 'legacy'], {}).iptablesBackend, 'legacy');
+  t.equal(parseConfig([], { IPTABLES_BACKEND: 'nft' }).iptablesBackend, 'nft');
+  t.throws(() => parseConfig(['--iptables-backend', 'pf'], {}), new ConfigError('invalid --iptables-backend "pf": want nft or legacy'));
+});
