@@ -115,17 +115,9 @@ export class FakeKubeApi {
     });
   }
 
-  /**
-   * A kubeconfig (YAML is a superset of JSON) that points a client at this server. Plain HTTP on
-   * loopback: @kubernetes/client-node accepts an http:// server only with insecure-skip-tls-verify.
-   */
+  /** A kubeconfig that points a client at this server. */
   kubeconfig(): string {
-    return JSON.stringify({
-      apiVersion: 'v1', kind: 'Config', 'current-context': 'fake',
-      clusters: [{ name: 'fake', cluster: { server: this.url, 'insecure-skip-tls-verify': true } }],
-      users: [{ name: 'fake', user: {} }],
-      contexts: [{ name: 'fake', context: { cluster: 'fake', user: 'fake' } }],
-    }, null, 2);
+    return kubeconfigFor(this.url);
   }
 
   get resourceVersion(): number {
@@ -399,6 +391,19 @@ export class FakeKubeApi {
     req.socket.once('close', done);
     res.once('finish', done);
   }
+}
+
+/**
+ * A kubeconfig (YAML is a superset of JSON) for an API server at `url`. Plain HTTP on loopback:
+ * @kubernetes/client-node accepts an http:// server only with insecure-skip-tls-verify.
+ */
+export function kubeconfigFor(url: string): string {
+  return JSON.stringify({
+    apiVersion: 'v1', kind: 'Config', 'current-context': 'fake',
+    clusters: [{ name: 'fake', cluster: { server: url, 'insecure-skip-tls-verify': true } }],
+    users: [{ name: 'fake', user: {} }],
+    contexts: [{ name: 'fake', context: { cluster: 'fake', user: 'fake' } }],
+  }, null, 2);
 }
 
 function leaseGroup(): Record<string, unknown> {
