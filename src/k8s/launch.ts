@@ -95,6 +95,10 @@ async function main(): Promise<void> {
 
   const daemon = new DaemonClient(settings.httpAddr);
   const child = spawn(process.execPath, [WEAVER, ...weaverArgs(settings, ipallocInit, peers, backend)], { stdio: 'inherit', env: process.env });
+  // Whatever ends this process (a fatal error included) ends weaver too: no orphan daemon.
+  process.on('exit', () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+  });
   let stopping = false;
   let stopWatch: (() => Promise<void>) | undefined;
   const reclaimer = new Reclaimer({
@@ -123,8 +127,14 @@ async function main(): Promise<void> {
   const finished = await Promise.race([reclaim.then(() => true), sleep(STARTUP_RECLAIM_MS).then(() => false)]);
   if (!finished) log.warn('reclaim not finished at start-up; continuing in the background');
   await writeFile(markerPath, `${peerName}\n`);
-  await retry(log, `set the condition NetworkUnavailable=False on node ${settings.nodeName}`, () => kube.setNetworkAvailable(settings.nodeName));
-  log.info({ node: settings.nodeName }, `node ${settings.nodeName}: condition NetworkUnavailable=False`);
+  // The condition informs the scheduler; the network works without it, so a node that cannot be
+  // patched (HOSTNAME not a node name, RBAC) is logged, and the conflist is still written.
+  try {
+    await retry(log, `set the condition NetworkUnavailable=False on node ${settings.nodeName}`, () => kube.setNetworkAvailable(settings.nodeName), 5);
+    log.info({ node: settings.nodeName }, `node ${settings.nodeName}: condition NetworkUnavailable=False`);
+  } catch (err) {
+    log.error({ node: settings.nodeName, err: messageOf(err) }, `cannot set the condition NetworkUnavailable=False on node ${settings.nodeName}: ${messageOf(err)}`);
+  }
   const conflistPath = await writeConflist(settings.cniConfDir);
   log.info({ path: conflistPath }, `CNI configuration written to ${conflistPath}`);
 
@@ -176,12 +186,17 @@ async function waitReady(daemon: DaemonClient, child: ChildProcess): Promise<voi
   }
 }
 
-/** Retries an API call (the API server may be starting or briefly away); gives up after about a minute. */
-async function retry<T>(log: Logger, what: string, fn: () => Promise<T>): Promise<T> {
+/**
+ * Retries an API call (the API server may be starting or briefly away), 2 s apart. After
+ * `attempts` (30 by default: about a minute) it exits with the error, or with `attempts` given,
+ * throws it to the caller.
+ */
+async function retry<T>(log: Logger, what: string, fn: () => Promise<T>, attempts?: number): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await fn();
     } catch (err) {
+      if (attempts !== undefined && attempt >= attempts) throw err;
       if (attempt >= 30) fail(`cannot ${what}: ${messageOf(err)}`);
       log.warn({ attempt, err: messageOf(err) }, `cannot ${what}: ${messageOf(err)}; retrying`);
       await sleep(2000);
