@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // weave-kube: the DaemonSet container's entrypoint (Weave's launch.sh). In order:
 //   1. read the DaemonSet environment (launch-plan.ts)
-//   2. list the Nodes: the peers (unless KUBE_PEERS) and the consensus count (unless IPALLOC_INIT)
-//   3. checks: the range overlaps no host route; which iptables backend the host uses
+//   2. checks: the range overlaps no host route; which iptables backend the host uses
+//   3. list the Nodes: the peers (unless KUBE_PEERS) and the consensus count (unless IPALLOC_INIT)
 //   4. a peer reclaimed by others while it was away sets its old state aside
 //   5. start weaver; forward SIGTERM and SIGINT; exit as it exits
 //   6. once it answers: register in the lock Lease and reclaim the peers of deleted nodes, set the
@@ -45,6 +45,24 @@ async function main(): Promise<void> {
   const log = createLogger({ format: 'auto' }).child({ component: 'kube' });
   for (const note of settings.notes) log.info(note);
 
+  // The checks need nothing from the API: a node with a bad range fails at once, and says why.
+  const runner = localRunner();
+  const routes = await runner(['ip', '-j', 'route']);
+  if (routes.code !== 0) fail(`cannot read the host's routes: ip -j route: ${routes.stderr.trim()}`);
+  const conflict = rangeConflict(routes.stdout, settings.range);
+  if (conflict !== undefined) fail(conflict);
+
+  let backend = settings.iptablesBackend;
+  if (!settings.noBridge && backend === undefined) {
+    try {
+      const detected = await detectIptablesBackend(runner);
+      backend = detected.mode;
+      log.info({ backend, reason: detected.reason }, `iptables backend ${backend} (${detected.reason})`);
+    } catch (err) {
+      fail(`cannot choose the iptables backend: ${(err as Error).message}`);
+    }
+  }
+
   let kube: KubeApi;
   try {
     kube = KubeApi.fromEnvironment();
@@ -62,23 +80,6 @@ async function main(): Promise<void> {
   log.info({ peers, ipallocInit, nodes: nodes.length }, settings.kubePeers
     ? `peers from KUBE_PEERS: ${peers.join(' ') || '(none)'}`
     : `peers from the API's ${nodes.length} nodes: ${peers.join(' ') || '(none)'}`);
-
-  const runner = localRunner();
-  const routes = await runner(['ip', '-j', 'route']);
-  if (routes.code !== 0) fail(`cannot read the host's routes: ip -j route: ${routes.stderr.trim()}`);
-  const conflict = rangeConflict(routes.stdout, settings.range);
-  if (conflict !== undefined) fail(conflict);
-
-  let backend = settings.iptablesBackend;
-  if (!settings.noBridge && backend === undefined) {
-    try {
-      const detected = await detectIptablesBackend(runner);
-      backend = detected.mode;
-      log.info({ backend, reason: detected.reason }, `iptables backend ${backend} (${detected.reason})`);
-    } catch (err) {
-      fail(`cannot choose the iptables backend: ${(err as Error).message}`);
-    }
-  }
 
   const peerName = await peerNameAnswer;
   const markerPath = `${settings.dbPrefix}peer-reclaim`;
