@@ -1,7 +1,8 @@
 // `npm run demo`: a 3-node weft cluster on this machine. Each node is a network namespace on one
-// underlay bridge, running the real daemon as the DaemonSet would (bridge `weave`, TAP, sleeve,
-// IPAM); a pod per node gets its address from IPAM; traffic crosses the overlay; then what an
-// operator sees. Everything it makes is removed at the end, on error and on Ctrl-C.
+// underlay bridge, running the real daemon the way the DaemonSet starts it: the weave-kube
+// entrypoint with the DaemonSet's environment, peers and consensus count from a (fake, local)
+// Kubernetes API server in node 1's namespace; then bridge `weave`, TAP, sleeve, IPAM. A pod per
+// node gets its address from IPAM; traffic crosses the overlay; then what an operator sees. Everything it makes is removed at the end, on error and on Ctrl-C.
 import { existsSync } from 'node:fs';
 import { OverlayCluster, podIp } from '../src/cluster/overlay-cluster.js';
 import type { ClusterNode, Pod } from '../src/cluster/cluster.js';
@@ -31,10 +32,14 @@ async function main(): Promise<void> {
     void cleanUp().then(() => process.exit(130));
   });
   try {
-    say('creating 3 nodes (network namespaces demo-n1..3 on an underlay bridge) and starting weaver in each');
-    oc = await OverlayCluster.start({ prefix: 'demo', nodes: 3, net: 77 }, (c) => (oc = c));
+    say('creating 3 nodes (network namespaces demo-n1..3 on an underlay bridge), a Kubernetes API server listing them, and the weave-kube entrypoint in each');
+    oc = await OverlayCluster.start({ prefix: 'demo', nodes: 3, net: 77, kube: true }, (c) => (oc = c));
     await oc.established();
     const nodes = oc.nodes as [ClusterNode, ClusterNode, ClusterNode];
+    say('kubectl get nodes: every node has NetworkUnavailable=False, set by weft once its network was up');
+    const kubectl = ['kubectl', '--kubeconfig', oc.kubeconfigPath, '--cache-dir', `${oc.kubeconfigPath}-cache`];
+    process.stdout.write((await nodes[0].exec([...kubectl, 'get', 'nodes', '-o',
+      'custom-columns=NAME:.metadata.name,INTERNAL-IP:.status.addresses[?(@.type=="InternalIP")].address,NETWORK-UNAVAILABLE:.status.conditions[?(@.type=="NetworkUnavailable")].status,REASON:.status.conditions[?(@.type=="NetworkUnavailable")].reason'])).stdout);
     say('one pod per node, each with an address from IPAM on the weave bridge');
     const pods: Pod[] = [];
     for (const node of nodes) {

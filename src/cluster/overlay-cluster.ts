@@ -3,17 +3,22 @@
 // with addresses from IPAM. Used by the network tests, the benchmarks and `npm run demo`;
 // destroy() removes every namespace, process and state file it made.
 import { fileURLToPath } from 'node:url';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalCluster, type ClusterNode, type Pod } from './cluster.js';
 import type { NsProcess } from './ns-process.js';
 import { sweep } from './netns.js';
+import { kubeconfigFor } from './fake-kube-api.js';
 import { waitFor } from './wait-for.js';
 
 const WEAVER = fileURLToPath(new URL('../daemon/main.js', import.meta.url));
 const WEAVE_CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 const HTTP_CALL = fileURLToPath(new URL('./http-call.js', import.meta.url));
+const LAUNCH = fileURLToPath(new URL('../k8s/launch.js', import.meta.url));
+const FAKE_KUBE_API = fileURLToPath(new URL('./fake-kube-api-main.js', import.meta.url));
+/** Where the fake API server listens in node 1's namespace when the daemons start through the entrypoint. */
+const KUBE_API_PORT = 6443;
 
 /** A peer name for node `index` of cluster `net`: every daemon here shares the machine-id. */
 export function nodePeerName(net: number, index: number): string {
@@ -31,6 +36,12 @@ export interface OverlayClusterOptions {
   readonly argsFor?: (i: number) => readonly string[];
   /** Which node each node is told about (default: node 1). */
   readonly peersFor?: (i: number, cluster: LocalCluster) => readonly string[];
+  /**
+   * Start each daemon as the DaemonSet does: through the weave-kube entrypoint with the DaemonSet's
+   * environment, against a fake API server in node 1's namespace that lists every node (peers and
+   * the consensus count then come from the API, not from peersFor).
+   */
+  readonly kube?: boolean;
 }
 
 export class OverlayCluster {
@@ -50,6 +61,7 @@ export class OverlayCluster {
     const state = mkdtempSync(join(tmpdir(), `weft-${options.prefix}-`));
     const oc = new OverlayCluster(cluster, options, state);
     onCreated?.(oc);
+    if (options.kube) await oc.startKubeApi();
     for (const node of cluster.nodes) oc.startDaemon(node);
     for (const node of cluster.nodes) {
       const expose = await waitFor(`${node.name} bridge address`, async () => {
@@ -84,9 +96,38 @@ export class OverlayCluster {
     return join(this.state, `${node.name}-`);
   }
 
+  /** The fake API server in node 1's namespace, on its underlay address; a kubeconfig for it in the state directory. */
+  private async startKubeApi(): Promise<void> {
+    const first = this.nodes[0]!;
+    const proc = first.spawn([process.execPath, FAKE_KUBE_API, `${first.underlayIp}:${KUBE_API_PORT}`, ...this.nodes.map((n) => `${n.name}=${n.underlayIp}`)]);
+    const [, url] = await proc.waitForOutput(/listening on (\S+)/, 20_000);
+    writeFileSync(this.kubeconfigPath, kubeconfigFor(url!));
+  }
+
+  get kubeconfigPath(): string {
+    return join(this.state, 'kubeconfig');
+  }
+
+  /** The entrypoint with the DaemonSet's environment (plus what a namespace-node needs: name, address, state). */
+  private startThroughEntrypoint(node: ClusterNode): NsProcess {
+    const o = this.options;
+    const env: Record<string, string> = {
+      HOSTNAME: node.name, KUBECONFIG: this.kubeconfigPath, IPALLOC_RANGE: '10.32.0.0/12', WEAVE_MTU: '1376', CONN_LIMIT: '200',
+      WEAVE_METRICS_ADDR: `${node.underlayIp}:6782`, CNI_CONF_DIR: join(this.state, `${node.name}-net.d`),
+      WEAVE_SOCKET: this.socketPath(node),
+      EXTRA_ARGS: ['--name', nodePeerName(o.net, node.index), '--host', node.underlayIp, '--db-prefix', this.dbPrefix(node),
+        '--log-format', 'json', '--heartbeat-interval', '1', '--gossip-interval', '1', ...(o.argsFor ? o.argsFor(node.index) : [])].join(' '),
+      ...(o.password !== undefined ? { WEAVE_PASSWORD: o.password } : {}),
+    };
+    const proc = node.spawn([process.execPath, LAUNCH], { env });
+    this.daemons.set(node, proc);
+    return proc;
+  }
+
   startDaemon(node: ClusterNode): NsProcess {
     const o = this.options;
     mkdirSync(join(this.state, node.name), { recursive: true, mode: 0o700 });
+    if (o.kube) return this.startThroughEntrypoint(node);
     const first = this.nodes[0]!;
     const peers = o.peersFor ? o.peersFor(node.index, this.cluster) : node === first ? [] : [first.underlayIp];
     const proc = node.spawn([process.execPath, WEAVER, '--name', nodePeerName(o.net, node.index), '--nickname', node.name,

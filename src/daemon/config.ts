@@ -37,6 +37,8 @@ export interface Config {
   readonly underlayMtu: number;
   /** TAP offloads (virtio_net_hdr, checksum, TSO); --no-offloads for kernels without them. */
   readonly offloads: boolean;
+  /** iptables backend (--iptables-backend, IPTABLES_BACKEND); undefined: detected from the host's rules. */
+  readonly iptablesBackend?: 'nft' | 'legacy';
   readonly peers: readonly string[]; // host:port, normalised
   /** Seconds between TCP heartbeats; a connection silent for twice this long is closed. */
   readonly heartbeatInterval: number;
@@ -77,6 +79,7 @@ Flags:
   --underlay-mtu N       MTU of the network between nodes (default 1500)
   --no-offloads          TAP without checksum/TSO offloads (super-frames from peers are then
                          segmented in userspace)
+  --iptables-backend B   nft or legacy (or IPTABLES_BACKEND; default: the one holding the host's rules)
   --log-level LEVEL      ${LOG_LEVELS.join(', ')} (default info)
   --log-format FORMAT    json, text or auto (default auto: text on a terminal, json otherwise)
   --ipalloc-range CIDR   the range pods get addresses from (default 10.32.0.0/12, or IPALLOC_RANGE)
@@ -106,6 +109,7 @@ const options = {
   mtu: { type: 'string' },
   'underlay-mtu': { type: 'string' },
   'no-offloads': { type: 'boolean' },
+  'iptables-backend': { type: 'string' },
   'log-level': { type: 'string' },
   'log-format': { type: 'string' },
   'heartbeat-interval': { type: 'string' },
@@ -156,6 +160,10 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Co
   const host = v.host ?? '';
   if (host !== '') wrap('--host', () => parseHostPort(host));
 
+  const iptablesBackend = flagOrEnv(v['iptables-backend'], 'IPTABLES_BACKEND');
+  if (iptablesBackend !== undefined && iptablesBackend !== 'nft' && iptablesBackend !== 'legacy') {
+    throw new ConfigError(`invalid --iptables-backend "${iptablesBackend}": want nft or legacy`);
+  }
   const peers = parsed.positionals.map((p) => formatHostPort(wrap('peer', () => parseHostPort(p, DEFAULT_MESH_PORT))));
   const rangeText = flagOrEnv(v['ipalloc-range'], 'IPALLOC_RANGE') ?? '10.32.0.0/12';
   const ipallocRange = wrap('--ipalloc-range', () => parseCidr(rangeText));
@@ -183,6 +191,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Co
     mtu: intIn('--mtu', flagOrEnv(v.mtu, 'WEAVE_MTU'), 1376, 576, 65535),
     underlayMtu: intIn('--underlay-mtu', v['underlay-mtu'], 1500, 576, 65535),
     offloads: v['no-offloads'] !== true,
+    ...(iptablesBackend !== undefined ? { iptablesBackend } : {}),
     logLevel: logLevel as LevelWithSilent,
     logFormat: logFormat as LogFormat,
     peers,

@@ -60,7 +60,8 @@ async function main(): Promise<void> {
     try {
       dataplane = await DataPlane.start({
         self: identity.name, host: config.host, port: config.port, mtu: config.mtu,
-        underlayMtu: config.underlayMtu, range: config.ipallocRange, offloads: config.offloads, log: rootLog.child({ component: 'dataplane' }),
+        underlayMtu: config.underlayMtu, range: config.ipallocRange, offloads: config.offloads,
+        ...(config.iptablesBackend !== undefined ? { iptablesBackend: config.iptablesBackend } : {}), log: rootLog.child({ component: 'dataplane' }),
       });
     } catch (err) {
       fail(`cannot set up the data path (bridge ${BRIDGE_NAME}, TAP ${TAP_NAME}, UDP ${config.port}): ${(err as Error).message}; use --no-bridge to run the control plane alone`);

@@ -23,7 +23,7 @@ import { Forwarder } from './forwarder/forwarder.js';
 import { frameMacs } from './forwarder/mac.js';
 import { describeForwarderEvent } from './forwarder/events.js';
 import { HostBridge } from './host/bridge.js';
-import { HostIptables } from './host/iptables.js';
+import { HostIptables, type IptablesMode } from './host/iptables.js';
 import { localRunner, runChecked } from './host/runner.js';
 import { readBridgeView, type BridgeView } from './host/bridge-view.js';
 import { MessageKind, SleeveFormatError, chunkStride, overlayMtu, type Chunk } from './sleeve/header.js';
@@ -66,6 +66,8 @@ export interface DataPlaneOptions {
    * frames, and super-frames from peers that have offloads are segmented here, in userspace.
    */
   readonly offloads?: boolean;
+  /** The iptables backend to use; detected from the host's rules when absent. */
+  readonly iptablesBackend?: IptablesMode;
   readonly log: Logger;
   readonly now?: () => number;
 }
@@ -130,7 +132,7 @@ export class DataPlane implements Overlay {
       await tap.close();
       throw err;
     }
-    const iptables = await HostIptables.create(localRunner(), { range: formatCidr(options.range), bridge: BRIDGE_NAME });
+    const iptables = await HostIptables.create(localRunner(), { range: formatCidr(options.range), bridge: BRIDGE_NAME }, options.iptablesBackend);
     const dp = new DataPlane(options, tap, udp.socket, iptables);
     await dp.repair('initial setup');
     tap.onError((err) => dp.log.error({ err }, 'TAP reader failed'));

@@ -76,3 +76,10 @@ t.test('--cni-reconcile-interval', async (t) => {
   t.equal(parseConfig(['--cni-reconcile-interval', '0.5'], {}).cniReconcileInterval, 0.5);
   t.throws(() => parseConfig(['--cni-reconcile-interval', '0'], {}), /invalid --cni-reconcile-interval "0"/);
 });
+
+t.test('the iptables backend: flag, IPTABLES_BACKEND, or detected (absent)', async (t) => {
+  t.equal(parseConfig([], {}).iptablesBackend, undefined);
+  t.equal(parseConfig(['--iptables-backend', 'legacy'], {}).iptablesBackend, 'legacy');
+  t.equal(parseConfig([], { IPTABLES_BACKEND: 'nft' }).iptablesBackend, 'nft');
+  t.throws(() => parseConfig(['--iptables-backend', 'pf'], {}), new ConfigError('invalid --iptables-backend "pf": want nft or legacy'));
+});

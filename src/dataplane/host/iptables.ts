@@ -51,10 +51,17 @@ async function exists(runner: Runner, program: string): Promise<boolean> {
  * would still apply, but nobody looking would see them next to theirs). With no rules either
  * way, the mode of plain `iptables` decides.
  */
-export async function detectIptablesBackend(runner: Runner): Promise<IptablesBackend> {
+export async function detectIptablesBackend(runner: Runner, forced?: IptablesMode): Promise<IptablesBackend> {
   const version = await runner(['iptables', '-V']).catch(() => undefined);
   const defaultMode = version?.code === 0 ? parseIptablesVersion(version.stdout + version.stderr) : undefined;
   if (defaultMode === undefined) throw new Error('iptables not found (install the iptables package)');
+  if (forced !== undefined) {
+    // Chosen by the operator (IPTABLES_BACKEND) or by the Kubernetes entrypoint, which looked at the host.
+    const specific = await exists(runner, `iptables-${forced}-restore`);
+    if (!specific && forced !== defaultMode) throw new Error(`iptables-${forced}-restore not found, yet the ${forced} backend was asked for`);
+    const program = specific ? `iptables-${forced}` : 'iptables';
+    return { mode: forced, save: `${program}-save`, restore: `${program}-restore`, reason: 'as configured (--iptables-backend)' };
+  }
   const [legacy, nft] = await Promise.all([ruleCount(runner, 'iptables-legacy-save'), ruleCount(runner, 'iptables-nft-save')]);
   let mode = defaultMode;
   let reason = `iptables -V says ${defaultMode}`;
@@ -87,8 +94,8 @@ export class HostIptables {
   }
 
   /** Detects the backend, then manages the rules there. */
-  static async create(runner: Runner, config: IptablesConfig): Promise<HostIptables> {
-    return new HostIptables(runner, await detectIptablesBackend(runner), config);
+  static async create(runner: Runner, config: IptablesConfig, forced?: IptablesMode): Promise<HostIptables> {
+    return new HostIptables(runner, await detectIptablesBackend(runner, forced), config);
   }
 
   /** What of ours is missing or altered; empty when every rule is in place. Changes nothing. */

@@ -51,6 +51,8 @@ t.test('the backend: the mode of plain iptables, unless the other one holds more
   await node.run(['iptables-legacy', '-A', 'INPUT', '-i', 'lo', '-j', 'ACCEPT']);
   const legacy = await detectIptablesBackend(runnerIn(node));
   t.match(legacy, { mode: 'legacy', save: 'iptables-legacy-save', restore: 'iptables-legacy-restore', reason: '1 rules in iptables-legacy, 0 in iptables-nft' });
+  const forced = await detectIptablesBackend(runnerIn(node), 'nft');
+  t.match(forced, { mode: 'nft', save: 'iptables-nft-save', restore: 'iptables-nft-restore', reason: /as configured/ }, 'a configured backend wins over the rule count');
 });
 
 for (const mode of ['nft', 'legacy'] as const) {
