@@ -5,7 +5,8 @@
 import { fileURLToPath } from 'node:url';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { createHash } from 'node:crypto';
 import { LocalCluster, type ClusterNode, type Pod } from './cluster.js';
 import type { NsProcess } from './ns-process.js';
 import { sweep } from './netns.js';
@@ -13,6 +14,8 @@ import { kubeconfigFor } from './fake-kube-api.js';
 import { waitFor } from './wait-for.js';
 
 const WEAVER = fileURLToPath(new URL('../daemon/main.js', import.meta.url));
+/** The CNI plugin as installed on a host: the single executable built into dist/bin. */
+const WEAVE_NET = fileURLToPath(new URL('../../bin/weave-net', import.meta.url));
 const WEAVE_CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 const HTTP_CALL = fileURLToPath(new URL('./http-call.js', import.meta.url));
 const LAUNCH = fileURLToPath(new URL('../k8s/launch.js', import.meta.url));
@@ -161,12 +164,41 @@ export class OverlayCluster {
     }, timeoutMs, 200);
   }
 
+  /**
+   * A pod attached the way a container runtime attaches one: a bare namespace, then the
+   * `weave-net` executable run in the node with CNI_COMMAND=ADD and a network config naming this
+   * node's socket. The daemon makes the link and picks the address; the CNI result says which.
+   */
+  async addCniPod(node: ClusterNode, name: string): Promise<CniPod> {
+    const pod = await this.cluster.addPodNamespace(node, name);
+    // A runtime's container ids are 64 hex digits; this one is stable for the pod's namespace.
+    const containerId = createHash('sha256').update(pod.ns).digest('hex');
+    const r = await node.exec([WEAVE_NET], {
+      input: JSON.stringify({ cniVersion: '1.0.0', name: 'weave', type: 'weave-net', socket: this.socketPath(node) }),
+      env: { CNI_COMMAND: 'ADD', CNI_CONTAINERID: containerId, CNI_NETNS: `/run/netns/${pod.ns}`, CNI_IFNAME: 'eth0', CNI_PATH: dirname(WEAVE_NET) },
+      timeoutMs: 30_000,
+    });
+    if (r.code !== 0) throw new Error(`CNI ADD of pod ${name} on ${node.name} failed: ${r.stdout.trim() || r.stderr.trim()}`);
+    const result = JSON.parse(r.stdout) as { ips: { address: string }[]; interfaces: { mac: string }[] };
+    return { pod, containerId, address: result.ips[0]!.address.split('/')[0]!, cidr: result.ips[0]!.address };
+  }
+
   /** A pod on `node` with an address from that node's IPAM and the bridge as its gateway. */
   async addPod(node: ClusterNode, name: string): Promise<Pod> {
     const r = await this.call(node, 'POST', `/ip/${node.name}-${name}`);
     if (r.status !== 200) throw new Error(`no address for ${name}: ${r.body}`);
     return this.cluster.addPod(node, { name, ip: r.body, gateway: this.gateways.get(node)!, bridge: 'weave', mtu: 1376 });
   }
+}
+
+/** A pod attached through the CNI plugin: its namespace, container id and address. */
+export interface CniPod {
+  readonly pod: Pod;
+  readonly containerId: string;
+  /** Without the prefix, e.g. "10.32.0.5". */
+  readonly address: string;
+  /** With the range's prefix, e.g. "10.32.0.5/12". */
+  readonly cidr: string;
 }
 
 export function podIp(p: Pod): string {
