@@ -2,8 +2,9 @@
 // writes /etc/cni/net.d/10-weave.conflist (weave-net chained with portmap) when it is absent. It
 // needs no running daemon (the DaemonSet's init step runs it). Both writes are atomic: a runtime
 // reading the directory sees the old file or the new one, never half of one.
-import { chmodSync, closeSync, copyFileSync, existsSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { replaceFileSync, replaceTextFileSync } from '../fs/replace-file.js';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { DEFAULT_CNI_SOCKET } from '../api/cni-protocol.js';
@@ -70,34 +71,6 @@ export function weaveConflist(socket: string): string {
   return `${JSON.stringify(list, null, 4)}\n`;
 }
 
-function syncDir(dir: string): void {
-  const fd = openSync(dir, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-function writeAtomically(path: string, write: (tmp: string) => void, mode: number): void {
-  const tmp = join(dirname(path), `.${PLUGIN_NAME}.${process.pid}.tmp`);
-  try {
-    write(tmp);
-    chmodSync(tmp, mode);
-    const fd = openSync(tmp, 'r');
-    try {
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, path);
-  } catch (err) {
-    rmSync(tmp, { force: true });
-    throw err;
-  }
-  syncDir(dirname(path));
-}
-
 /** Does what the options ask; returns one line per thing done (or left alone). */
 export function setupCni(o: SetupCniOptions): string[] {
   const lines: string[] = [];
@@ -107,7 +80,7 @@ export function setupCni(o: SetupCniOptions): string[] {
     const dest = join(o.binDir, PLUGIN_NAME);
     // A copy under a temporary name, renamed over the old one: a runtime executing the old
     // binary at this moment keeps it, the next one gets the new.
-    writeAtomically(dest, (tmp) => copyFileSync(o.from, tmp), 0o755);
+    replaceFileSync(dest, (tmp) => copyFileSync(o.from, tmp), 0o755);
     lines.push(`installed ${dest}`);
   }
   if (o.only !== 'binary') {
@@ -117,14 +90,7 @@ export function setupCni(o: SetupCniOptions): string[] {
       lines.push(`kept ${dest} (it exists)`);
     } else {
       const text = weaveConflist(o.socket);
-      writeAtomically(dest, (tmp) => {
-        const fd = openSync(tmp, 'w', 0o644);
-        try {
-          writeSync(fd, text);
-        } finally {
-          closeSync(fd);
-        }
-      }, 0o644);
+      replaceTextFileSync(dest, text, 0o644);
       lines.push(`wrote ${dest}`);
     }
   }

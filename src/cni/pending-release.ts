@@ -2,7 +2,8 @@
 // (pendingReleaseDir) and the daemon replays it when it starts, so a pod deleted during a daemon
 // restart does not leak its address. Written to a temporary name, synced, then renamed: the
 // daemon never reads half a record, and a crash leaves either the whole record or none.
-import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
+import { replaceTextFileSync } from '../fs/replace-file.js';
 import { createHash } from 'node:crypto';
 import { pendingReleaseDir, type CniDelRequest } from '../api/cni-protocol.js';
 
@@ -21,26 +22,6 @@ export function recordPendingRelease(socketPath: string, req: CniDelRequest): st
   const dir = pendingReleaseDir(socketPath);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const path = `${dir}/${pendingReleaseName(req)}`;
-  const tmp = `${dir}/.${process.pid}.tmp`;
-  try {
-    const fd = openSync(tmp, 'w', 0o600);
-    try {
-      writeSync(fd, `${JSON.stringify(req)}\n`);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, path);
-  } catch (err) {
-    rmSync(tmp, { force: true });
-    throw err;
-  }
-  // The rename is durable only once the directory is.
-  const dfd = openSync(dir, 'r');
-  try {
-    fsyncSync(dfd);
-  } finally {
-    closeSync(dfd);
-  }
+  replaceTextFileSync(path, `${JSON.stringify(req)}\n`, 0o600);
   return path;
 }
