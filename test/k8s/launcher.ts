@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { FakeKubeApi } from '../../src/cluster/fake-kube-api.js';
 import { KubeApi } from '../../src/k8s/kube-api.js';
-import { httpCall, waitFor, type LogRecord } from '../lib/weaver.js';
+import { collectLogs, httpCall, waitFor, type LogRecord } from '../lib/weaver.js';
 
 export const LAUNCH = fileURLToPath(new URL('../../src/k8s/launch.js', import.meta.url));
 
@@ -69,19 +69,7 @@ export class Launcher {
     const proc = spawn(process.execPath, [LAUNCH], { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     this.proc = proc;
     this.exited = new Promise((resolve) => proc.once('exit', (code) => resolve(code)));
-    let partial = '';
-    proc.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-      const lines = (partial + chunk).split('\n');
-      partial = lines.pop() ?? '';
-      for (const line of lines) {
-        if (line.trim() === '') continue;
-        try {
-          this.logs.push(JSON.parse(line) as LogRecord);
-        } catch {
-          this.logs.push({ level: 'raw', msg: line });
-        }
-      }
-    });
+    collectLogs(proc.stdout!, this.logs);
     proc.stderr!.setEncoding('utf8').on('data', (c: string) => this.stderr.push(c));
   }
 

@@ -33,6 +33,27 @@ export interface WeaverOptions {
   readonly stateDir?: string;
 }
 
+/**
+ * Parses a daemon's JSON log lines from `stream` into `logs` as they come (a line that is not
+ * JSON is kept as a 'raw' record); `onLines` runs after each chunk.
+ */
+export function collectLogs(stream: NodeJS.ReadableStream, logs: LogRecord[], onLines?: () => void): void {
+  let partial = '';
+  stream.setEncoding('utf8').on('data', (chunk: string) => {
+    const lines = (partial + chunk).split('\n');
+    partial = lines.pop() ?? '';
+    for (const line of lines) {
+      if (line.trim() === '') continue;
+      try {
+        logs.push(JSON.parse(line) as LogRecord);
+      } catch {
+        logs.push({ level: 'raw', msg: line });
+      }
+    }
+    onLines?.();
+  });
+}
+
 /** A peer name derived from a loopback address: 127.0.10.3 -> 02:00:00:00:0a:03. */
 export function nameForIp(ip: string): string {
   const [, , c, d] = ip.split('.').map(Number) as [number, number, number, number];
@@ -96,18 +117,7 @@ export class Weaver {
     const proc = spawn(process.execPath, args, { env: { ...process.env, ...o.env }, stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc = proc;
     this.exited = new Promise((resolve) => proc.once('exit', (code) => resolve(code)));
-    let partial = '';
-    proc.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-      const lines = (partial + chunk).split('\n');
-      partial = lines.pop() ?? '';
-      for (const line of lines) {
-        if (line.trim() === '') continue;
-        try {
-          this.logs.push(JSON.parse(line) as LogRecord);
-        } catch {
-          this.logs.push({ level: 'raw', msg: line });
-        }
-      }
+    collectLogs(proc.stdout!, this.logs, () => {
       const waiters = this.waiters;
       this.waiters = [];
       for (const w of waiters) w();
