@@ -36,6 +36,8 @@ export interface Config {
   readonly underlayMtu: number;
   /** TAP offloads (virtio_net_hdr, checksum, TSO); --no-offloads for kernels without them. */
   readonly offloads: boolean;
+  /** The kernel VXLAN fast path; off with --no-fastdp or WEAVE_NO_FASTDP (any value). */
+  readonly fastdp: boolean;
   readonly peers: readonly string[]; // host:port, normalised
   /** Seconds between TCP heartbeats; a connection silent for twice this long is closed. */
   readonly heartbeatInterval: number;
@@ -72,6 +74,7 @@ Flags:
   --underlay-mtu N       MTU of the network between nodes (default 1500)
   --no-offloads          TAP without checksum/TSO offloads (super-frames from peers are then
                          segmented in userspace)
+  --no-fastdp            sleeve only, no kernel VXLAN fast path (or WEAVE_NO_FASTDP=1)
   --log-level LEVEL      ${LOG_LEVELS.join(', ')} (default info)
   --log-format FORMAT    json, text or auto (default auto: text on a terminal, json otherwise)
   --ipalloc-range CIDR   the range pods get addresses from (default 10.32.0.0/12, or IPALLOC_RANGE)
@@ -97,6 +100,7 @@ const options = {
   mtu: { type: 'string' },
   'underlay-mtu': { type: 'string' },
   'no-offloads': { type: 'boolean' },
+  'no-fastdp': { type: 'boolean' },
   'log-level': { type: 'string' },
   'log-format': { type: 'string' },
   'heartbeat-interval': { type: 'string' },
@@ -168,6 +172,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Co
     mtu: intIn('--mtu', flagOrEnv(v.mtu, 'WEAVE_MTU'), 1376, 576, 65535),
     underlayMtu: intIn('--underlay-mtu', v['underlay-mtu'], 1500, 576, 65535),
     offloads: v['no-offloads'] !== true,
+    fastdp: v['no-fastdp'] !== true && (env.WEAVE_NO_FASTDP ?? '') === '',
     logLevel: logLevel as LevelWithSilent,
     logFormat: logFormat as LogFormat,
     peers,

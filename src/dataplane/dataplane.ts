@@ -11,6 +11,9 @@
 //   2. the chunk's connection UID picks the InboundLink, which reassembles, opens and checks replay;
 //   3. heartbeats are answered; frames go to the forwarder, which injects them into the TAP and/or
 //      relays them toward their destination peer.
+// With the fast path (fastdp/), frames to MACs at peers whose connection is on fastdp never reach
+// the TAP: the bridge sends them into vxlan-6784. Only the fast path's heartbeats, addressed to
+// our heartbeat MAC, are taken out of the captured frames before the forwarder sees them.
 import type { Socket, RemoteInfo } from 'node:dgram';
 import type { Logger } from '../log/logger.js';
 import { peerNameFromNumber, peerNameToNumber, type PeerName } from '../net/peer-name.js';
@@ -33,6 +36,8 @@ import { Reassembler } from './sleeve/reassembler.js';
 import { gsoSplit, GsoSplitError } from './sleeve/gso-split.js';
 import { FrameOpener, FrameSealer, deriveFrameKeys } from './sleeve/frame-crypto.js';
 import { formatCidr, type Cidr } from '../net/ipv4.js';
+import { FastPath } from './fastdp/fast-path.js';
+import { vxlanFits, VXLAN_OVERHEAD } from './fastdp/vxlan-plan.js';
 
 export const BRIDGE_NAME = 'weave';
 export const TAP_NAME = 'vethwe-tap';
@@ -60,6 +65,11 @@ export interface DataPlaneOptions {
    * frames, and super-frames from peers that have offloads are segmented here, in userspace.
    */
   readonly offloads?: boolean;
+  /**
+   * The kernel VXLAN fast path (UDP 6784) to peers that offer it too; off with --no-fastdp, and
+   * never used on an encrypted connection (it would carry pod traffic in clear).
+   */
+  readonly fastdp?: boolean;
   readonly log: Logger;
   readonly now?: () => number;
 }
@@ -88,6 +98,7 @@ export class DataPlane implements Overlay {
   private readonly byUid = new Map<bigint, Link>();
   private readonly stride: number;
   private bridge: HostBridge;
+  private fastPath?: FastPath;
   private repairTimer?: NodeJS.Timeout;
   private stopped = false;
   /** Told when a link becomes established or stops being so. */
@@ -124,6 +135,7 @@ export class DataPlane implements Overlay {
     const iptables = await HostIptables.create(localRunner(), { range: formatCidr(options.range), bridge: BRIDGE_NAME });
     const dp = new DataPlane(options, tap, udp.socket, iptables);
     await dp.repair('initial setup');
+    if (options.fastdp === true) await dp.startFastPath();
     tap.onError((err) => dp.log.error({ err }, 'TAP reader failed'));
     tap.onFrames((packet) => dp.onCaptured(packet));
     udp.socket.on('message', (msg, rinfo) => dp.onDatagram(msg, rinfo));
@@ -131,6 +143,35 @@ export class DataPlane implements Overlay {
     dp.repairTimer = setInterval(() => void dp.repair('periodic check'), REPAIR_INTERVAL_MS);
     dp.repairTimer.unref();
     return dp;
+  }
+
+  /** Whether this node offers fastdp to its peers (it was asked to, and the MTU allows). */
+  get fastdpOffered(): boolean {
+    return this.fastPath !== undefined;
+  }
+
+  private async startFastPath(): Promise<void> {
+    const o = this.options;
+    if (!vxlanFits(o.mtu, o.underlayMtu)) {
+      this.log.warn({ mtu: o.mtu, underlayMtu: o.underlayMtu },
+        `fastdp off: the overlay MTU ${o.mtu} plus ${VXLAN_OVERHEAD} bytes of VXLAN does not fit the underlay MTU ${o.underlayMtu} (lower --mtu or raise --underlay-mtu); every connection uses sleeve`);
+      return;
+    }
+    try {
+      this.fastPath = await FastPath.start({
+        self: o.self, bridge: BRIDGE_NAME, tap: TAP_NAME, mtu: o.mtu, local: o.host, runner: localRunner(), log: this.log,
+        inject: (frame) => this.tap.writeFrame(frame),
+        macs: () => this.forwarder.macs.entries(this.now()),
+        now: this.now,
+      });
+    } catch (err) {
+      this.log.error({ err: (err as Error).message }, `fastdp off: cannot set up its VXLAN device: ${(err as Error).message}; every connection uses sleeve`);
+      return;
+    }
+    this.fastPath.onChange = (peer) => {
+      const link = this.links.get(peer);
+      if (link?.established) this.reportLink(link, 'data path changed');
+    };
   }
 
   /** For the metrics endpoint. */
@@ -170,6 +211,9 @@ export class DataPlane implements Overlay {
     this.links.set(info.peer, link);
     this.byUid.set(info.connectionUid, link);
     this.scheduleHeartbeat(link, 0);
+    if (this.fastPath && info.sessionKey === undefined && (info.remoteOverlays ?? []).includes('fastdp')) {
+      this.fastPath.peerUp({ peer: info.peer, ip: info.remoteIp, connectionUid: info.connectionUid });
+    }
   }
 
   connectionDown(peer: PeerName): void {
@@ -179,6 +223,7 @@ export class DataPlane implements Overlay {
     this.links.delete(peer);
     this.byUid.delete(link.info.connectionUid);
     this.reassembler.forgetSender(link.info.connectionUid);
+    this.fastPath?.peerDown(peer);
     const gone = this.forwarder.peerGone(peer);
     if (gone > 0) this.log.debug({ peer, macs: gone }, 'forgot the MACs of a peer');
   }
@@ -187,6 +232,7 @@ export class DataPlane implements Overlay {
     this.stopped = true;
     clearInterval(this.repairTimer);
     for (const peer of [...this.links.keys()]) this.connectionDown(peer);
+    await this.fastPath?.stop();
     this.socket.close();
     await this.tap.close();
   }
@@ -213,7 +259,12 @@ export class DataPlane implements Overlay {
     this.stats.captured++;
     const offset = this.tap.headerLength;
     if (packet.length < offset + 14) return;
-    const decision = this.forwarder.onCaptured(frameMacs(packet, offset), this.now());
+    const macs = frameMacs(packet, offset);
+    if (this.fastPath?.isHeartbeatFor(macs.dst)) {
+      this.fastPath.onFrame(packet, offset);
+      return;
+    }
+    const decision = this.forwarder.onCaptured(macs, this.now());
     this.logEvents(decision.events);
     if (decision.sends.length === 0) {
       if (decision.dropped !== undefined) this.drop(decision.dropped);
@@ -352,11 +403,27 @@ export class DataPlane implements Overlay {
     link.established = established;
     const mtu = overlayMtu(this.options.underlayMtu, { encrypted: link.info.sessionKey !== undefined });
     this.log.info({ peer: link.info.peer, reason, mtu }, established ? `sleeve connection established (${reason}); mtu=${mtu}` : `sleeve connection lost: ${reason}`);
-    this.onLinkState?.(link.info.peer, { established, reason, attrs: { name: 'sleeve', mtu } });
+    this.reportLink(link, reason);
+  }
+
+  /**
+   * Tells the mesh how the connection carries frames: established once the sleeve answers (the
+   * sleeve carries broadcasts and relays whatever the fast path does), on fastdp while its
+   * heartbeats are answered, with the MTU that path verified.
+   */
+  private reportLink(link: Link, reason: string): void {
+    const fast = link.established && this.fastPath?.healthy(link.info.peer) === true;
+    const mtu = fast ? this.options.mtu : overlayMtu(this.options.underlayMtu, { encrypted: link.info.sessionKey !== undefined });
+    this.onLinkState?.(link.info.peer, { established: link.established, reason, attrs: { name: fast ? 'fastdp' : 'sleeve', mtu } });
   }
 
   private logEvents(events: readonly Parameters<typeof describeForwarderEvent>[0][]): void {
-    for (const e of events) this.log.info({ event: e.kind }, describeForwarderEvent(e));
+    let macsMoved = false;
+    for (const e of events) {
+      this.log.info({ event: e.kind }, describeForwarderEvent(e));
+      if (e.kind === 'remote-mac' || e.kind === 'local-mac-moved') macsMoved = true;
+    }
+    if (macsMoved) this.fastPath?.macsChanged();
   }
 
   private drop(reason: string): void {

@@ -164,7 +164,16 @@ export class Router {
   /** The data path's word on a connection: established (heartbeats answered) or not. */
   setLinkState(peer: PeerName, state: LinkState): void {
     const conn = this.live.get(peer);
-    if (!conn || conn.established === state.established) return;
+    if (!conn) return;
+    if (conn.established === state.established) {
+      // Still established, on another path (fastdp <-> sleeve) or with another MTU: status changes.
+      if (state.established && !sameAttrs(conn.linkAttrs, state.attrs)) {
+        conn.linkAttrs = state.attrs;
+        conn.log.info({ reason: state.reason, attrs: state.attrs }, `connection now using ${String(state.attrs.name)}: ${state.reason}`);
+        this.changed();
+      }
+      return;
+    }
     conn.established = state.established;
     conn.linkAttrs = state.attrs;
     conn.log.info({ reason: state.reason }, state.established ? 'connection fully established' : `connection no longer established: ${state.reason}`);
@@ -308,6 +317,7 @@ export class Router {
       connectionUid: conn.connectionUid ?? 0n,
       weDialled: conn.outbound,
       ...(conn.sessionKey ? { sessionKey: conn.sessionKey } : {}),
+      remoteOverlays: hello.overlays,
     });
     for (const h of this.channels.values()) h.onNeighbourUp?.(hello.name);
     return undefined;
@@ -532,4 +542,9 @@ export class Router {
       TrustedSubnets: [],
     };
   }
+}
+
+function sameAttrs(a: Readonly<Record<string, unknown>>, b: Readonly<Record<string, unknown>>): boolean {
+  const keys = Object.keys(a);
+  return keys.length === Object.keys(b).length && keys.every((k) => a[k] === b[k]);
 }
