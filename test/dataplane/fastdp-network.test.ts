@@ -4,6 +4,7 @@ import t from 'tap';
 import { OverlayCluster, podIp } from '../../src/cluster/overlay-cluster.js';
 import type { ClusterNode, Pod } from '../../src/cluster/cluster.js';
 import { waitFor } from '../lib/weaver.js';
+import { startIperfServer } from './lib/iperf.js';
 
 type Node = ClusterNode;
 
@@ -83,8 +84,7 @@ t.test('UDP 6784 blocked between two nodes: sleeve within the timeout, no TCP co
   t.ok((await p1.ping(podIp(p2), { count: 3, intervalS: 0.2, waitS: 2 })).received >= 2, 'ping on fastdp');
 
   // A long TCP stream (iperf3, rate-limited so that it does not starve the daemons) across it all.
-  const server = p2.spawn(['iperf3', '-s', '-1', '-B', podIp(p2)]);
-  await server.waitForOutput(/Server listening/, 10_000);
+  await startIperfServer(p2, podIp(p2));
   const seconds = 25;
   const client = p1.exec(['iperf3', '-c', podIp(p2), '-t', String(seconds), '-b', '200M', '-J', '--connect-timeout', '3000'], { timeoutMs: (seconds + 20) * 1000 });
   await new Promise((r) => setTimeout(r, 2000));
