@@ -120,7 +120,7 @@ t.test('a pod that moves to another node with the same MAC: the forwarding entri
   const mac = '02:aa:bb:cc:dd:01';
   const p1 = await oc.addPod(n1, 'a');
   const mover = await oc.addPod(n2, 'm', { mac });
-  const ip = mover.ip!;
+  const ip = `${mover.ip!}/12`;
   t.ok((await p1.ping(podIp(mover), { count: 3, intervalS: 0.2, waitS: 2 })).received >= 2, 'ping the pod on n2');
   t.equal(await waitFor('entry toward n2', async () => (await vxlanEntries(n1)).get(mac), 10_000), n2.underlayIp, 'n1: the MAC is behind n2');
   await oc.cluster.removePod(mover);
