@@ -23,7 +23,7 @@ import { TapDevice } from './tap/tap-device.js';
 import { VIRTIO_NET_HDR_LEN } from './tap/virtio-net-hdr.js';
 import { createOffloadUdpSocket } from './tap/udp-offload.js';
 import { Forwarder } from './forwarder/forwarder.js';
-import { frameMacs } from './forwarder/mac.js';
+import { frameMacs, isGroupMac, type Mac } from './forwarder/mac.js';
 import { describeForwarderEvent } from './forwarder/events.js';
 import { HostBridge } from './host/bridge.js';
 import { HostIptables } from './host/iptables.js';
@@ -348,10 +348,30 @@ export class DataPlane implements Overlay {
   private onFrame(link: Link, packet: Uint8Array, vnetHdr: boolean, srcPeer: PeerName, dstPeer: PeerName, now: number): void {
     const offset = vnetHdr ? VIRTIO_NET_HDR_LEN : 0;
     if (packet.length < offset + 14) return;
-    const decision = this.forwarder.onReceived(frameMacs(packet, offset), { srcPeer, dstPeer }, link.info.peer, now);
+    const macs = frameMacs(packet, offset);
+    if (dstPeer === this.options.self && this.fastPath?.isHeartbeatFor(macs.dst)) {
+      this.onAnnouncement(macs.src, srcPeer, now);
+      return;
+    }
+    const decision = this.forwarder.onReceived(macs, { srcPeer, dstPeer }, link.info.peer, now);
     this.logEvents(decision.events);
     if (decision.inject) this.inject(packet, vnetHdr);
+    // A unicast for one of our MACs over the sleeve from a peer on a healthy fast path: that peer
+    // has no forwarding entry for the MAC (see heartbeat-frame.ts), so tell it where the MAC is.
+    if (this.fastPath && decision.inject && decision.sends.length === 0 && srcPeer === link.info.peer && !isGroupMac(macs.dst) &&
+      this.forwarder.macs.lookup(macs.dst, now) === this.options.self) {
+      const announcement = this.fastPath.announcement(macs.dst, srcPeer);
+      if (announcement) this.send(link, MessageKind.Frame, announcement, false);
+    }
     for (const send of decision.sends) this.sendFrame(send.nextHop, send.srcPeer, send.dstPeer, packet, vnetHdr);
+  }
+
+  /** A peer says `mac` is at it: learned as if a frame from `mac` had come over the sleeve. */
+  private onAnnouncement(mac: Mac, peer: PeerName, now: number): void {
+    if (isGroupMac(mac)) return;
+    const learned = this.forwarder.macs.learnRemote(mac, peer, now);
+    if (learned.kind === 'new') this.logEvents([{ kind: 'remote-mac', mac, peer }]);
+    else if (learned.kind === 'moved') this.logEvents([{ kind: 'remote-mac', mac, peer, was: learned.from }]);
   }
 
   /** Writes a received frame into our TAP, converting between peers with and without offloads. */

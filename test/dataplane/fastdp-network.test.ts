@@ -134,6 +134,32 @@ t.test('a pod that moves to another node with the same MAC: the forwarding entri
   t.pass('the moved pod answers from n3');
 });
 
+t.test('a node that lost its MAC table learns the MACs whose frames reach it only through VXLAN', async (t) => {
+  const oc = await OverlayCluster.start({ prefix: 'wf3', nodes: 2, net: 65 }, (c) => t.teardown(() => c.destroy()));
+  const [n1, n2] = oc.nodes as [Node, Node];
+  await oc.established();
+  await waitPath(oc, n1, n2, 'fastdp');
+  const p1 = await oc.addPod(n1, 'a');
+  const p2 = await oc.addPod(n2, 'a');
+  t.ok((await p1.ping(podIp(p2), { count: 3, intervalS: 0.2, waitS: 2 })).received >= 2, 'ping on fastdp');
+  // n1's daemon restarts and knows no MAC. p1 and p2 know each other's MACs (no ARP broadcast
+  // will tell n1), and p2's frames to p1 go through VXLAN once n2 has relearned p1 from p1's first
+  // flooded frame: n1 sees nothing of p2 but what n2 announces.
+  oc.daemons.get(n1)!.kill('SIGKILL');
+  await waitFor('daemon gone', async () => ((await oc.call(n1, 'GET', '/status')).status === 0 ? true : undefined));
+  oc.startDaemon(n1);
+  await oc.established(undefined, 40_000);
+  await waitPath(oc, n1, n2, 'fastdp');
+  const mac2 = await podMac(p2);
+  t.equal((await vxlanEntries(n1)).get(mac2), undefined, 'n1 starts with no entry for p2');
+  await p1.ping(podIp(p2), { count: 5, intervalS: 0.2, waitS: 2 });
+  const dst = await waitFor('n1 learns p2', async () => (await vxlanEntries(n1)).get(mac2), 10_000);
+  t.equal(dst, n2.underlayIp, 'n1 has an entry for p2 toward n2');
+  const before = await vxlanBytes(n1);
+  t.ok((await p1.tcpTransferTo(p2, podIp(p2), 8 * 1024 * 1024)).intact, 'TCP p1 -> p2 intact');
+  t.ok((await vxlanBytes(n1)).tx - before.tx >= 8 * 1024 * 1024, 'through vxlan-6784');
+});
+
 t.test('an encrypted mesh stays on the encrypted sleeve; --no-fastdp and WEAVE_NO_FASTDP force sleeve', async (t) => {
   const oc = await OverlayCluster.start({ prefix: 'wf4', nodes: 2, net: 63, password: 'correct horse battery staple' }, (c) => t.teardown(() => c.destroy()));
   const [n1, n2] = oc.nodes as [Node, Node];

@@ -21,6 +21,9 @@ export const FASTDP_FAST_HEARTBEAT_MS = 200;
 /** Heartbeats unanswered this long and the connection falls back to sleeve (Weave: 60 s). */
 export const FASTDP_HEARTBEAT_TIMEOUT_MS = 4_000;
 const RESYNC_INTERVAL_MS = 5_000;
+/** At most one announcement of a MAC to a peer this often. */
+const ANNOUNCE_INTERVAL_MS = 1_000;
+const ANNOUNCE_MEMORY = 4_096;
 
 export interface FastPathOptions {
   readonly self: PeerName;
@@ -53,7 +56,7 @@ interface PeerState {
 }
 
 export class FastPath {
-  readonly stats = { heartbeatsSent: 0, heartbeatsAnswered: 0, answersSent: 0, toFastdp: 0, toSleeve: 0, fdbChanges: 0, fdbErrors: 0 };
+  readonly stats = { heartbeatsSent: 0, heartbeatsAnswered: 0, answersSent: 0, toFastdp: 0, toSleeve: 0, fdbChanges: 0, fdbErrors: 0, announcements: 0 };
   readonly selfMac: Mac;
   /** Told when a peer's connection moves between fastdp and sleeve. */
   onChange?: (peer: PeerName, healthy: boolean, reason: string) => void;
@@ -67,6 +70,7 @@ export class FastPath {
   private syncTimer?: NodeJS.Timeout;
   private resyncTimer?: NodeJS.Timeout;
   private stopped = false;
+  private readonly announced = new Map<string, number>();
 
   private constructor(private readonly options: FastPathOptions) {
     this.log = options.log;
@@ -121,6 +125,23 @@ export class FastPath {
     this.scheduleSync();
   }
 
+  /**
+   * A frame for our local MAC `mac` came over the sleeve from `peer` although the fast path to it
+   * is healthy: `peer` does not know where `mac` is. Returns the announcement to send it over the
+   * sleeve (at most one per MAC and peer a second), or undefined.
+   */
+  announcement(mac: Mac, peer: PeerName): Buffer | undefined {
+    const state = this.peers.get(peer);
+    if (state === undefined || !state.health.healthy) return undefined;
+    const now = this.now();
+    const key = `${mac}/${peer}`;
+    if (now - (this.announced.get(key) ?? -Infinity) < ANNOUNCE_INTERVAL_MS) return undefined;
+    if (this.announced.size >= ANNOUNCE_MEMORY) this.announced.clear();
+    this.announced.set(key, now);
+    this.stats.announcements++;
+    return encodeHeartbeat({ dst: state.mac, src: mac, kind: 'announce', full: false, connectionUid: state.info.connectionUid, seq: 0 }, SMALL_HEARTBEAT_PAYLOAD);
+  }
+
   /** Whether a captured frame is addressed to our heartbeat MAC (then give it to onFrame). */
   isHeartbeatFor(dst: Mac): boolean {
     return dst === this.selfMac;
@@ -132,6 +153,7 @@ export class FastPath {
     if (hb === undefined) return;
     const state = this.byUid.get(hb.connectionUid);
     if (state === undefined || hb.src !== state.mac) return;
+    if (hb.kind === 'announce') return; // only ever sent over the sleeve
     if (hb.kind === 'request') {
       const size = hb.full ? this.options.mtu : SMALL_HEARTBEAT_PAYLOAD;
       this.send({ dst: state.mac, src: this.selfMac, kind: 'answer', full: hb.full, connectionUid: hb.connectionUid, seq: hb.seq }, size);

@@ -9,8 +9,13 @@
 //   dst MAC   heartbeat MAC of the receiver   (the receiver's bridge sends it to its TAP)
 //   src MAC   heartbeat MAC of the sender     (so that the answer knows where to go)
 //   ethertype 0x88b5 (IEEE 802 local experimental: nothing else on the bridge uses it)
-//   magic "WFHB" (4), kind (1: 1 request, 2 answer), size (1: 0 full, 1 small), 2 zero bytes,
-//   connection UID (8, big-endian), sequence (4), zero padding to the frame's length.
+//   magic "WFHB" (4), kind (1: 1 request, 2 answer, 3 announce), size (1: 0 full, 1 small),
+//   2 zero bytes, connection UID (8, big-endian), sequence (4), zero padding to the frame's length.
+//
+// An announcement is the same frame sent over the sleeve, with a pod's MAC as its source: "this
+// MAC is here". A peer whose frames for a MAC keep arriving over the sleeve although the fast path
+// between us is healthy does not know where that MAC is (the MAC's own frames reach it through
+// VXLAN, past its forwarder, so it cannot learn them); the announcement tells it.
 import { createHash } from 'node:crypto';
 import type { PeerName } from '../../net/peer-name.js';
 import { macFromBytes, type Mac } from '../forwarder/mac.js';
@@ -22,7 +27,7 @@ const BODY = 20;
 /** The frame's length for a small heartbeat (Ethernet's minimum payload is 46 bytes). */
 export const SMALL_HEARTBEAT_PAYLOAD = 46;
 
-export type HeartbeatKind = 'request' | 'answer';
+export type HeartbeatKind = 'request' | 'answer' | 'announce';
 
 export interface Heartbeat {
   readonly dst: Mac;
@@ -63,7 +68,7 @@ export function encodeHeartbeat(h: Heartbeat, payload: number): Buffer {
   writeMac(buf, 6, h.src);
   buf.writeUInt16BE(HEARTBEAT_ETHERTYPE, 12);
   buf.writeUInt32BE(MAGIC, 14);
-  buf[18] = h.kind === 'request' ? 1 : 2;
+  buf[18] = h.kind === 'request' ? 1 : h.kind === 'answer' ? 2 : 3;
   buf[19] = h.full ? 0 : 1;
   buf.writeBigUInt64BE(h.connectionUid, 22);
   buf.writeUInt32BE(h.seq >>> 0, 30);
@@ -75,7 +80,7 @@ export function decodeHeartbeat(frame: Uint8Array, offset = 0): Heartbeat | unde
   if (frame.length < offset + ETH_HEADER + BODY) return undefined;
   const b = Buffer.from(frame.buffer, frame.byteOffset + offset, frame.length - offset);
   if (b.readUInt16BE(12) !== HEARTBEAT_ETHERTYPE || b.readUInt32BE(14) !== MAGIC) return undefined;
-  const kind = b[18] === 1 ? 'request' : b[18] === 2 ? 'answer' : undefined;
+  const kind = b[18] === 1 ? 'request' : b[18] === 2 ? 'answer' : b[18] === 3 ? 'announce' : undefined;
   if (kind === undefined || (b[19] !== 0 && b[19] !== 1)) return undefined;
   return {
     dst: macFromBytes(b, 0),
