@@ -141,17 +141,28 @@ t.test('a node that lost its MAC table learns the MACs whose frames reach it onl
   await waitPath(oc, n1, n2, 'fastdp');
   const p1 = await oc.addPod(n1, 'a');
   const p2 = await oc.addPod(n2, 'a');
+  // Nothing of p2's that is broadcast may tell n1 where p2 is: no IPv6 chatter (router
+  // solicitations and MLD reports are multicast), and permanent neighbour entries (no ARP).
+  const mac1 = await podMac(p1);
+  const mac2 = await podMac(p2);
+  for (const [p, other, mac] of [[p1, p2, mac2], [p2, p1, mac1]] as const) {
+    for (const dev of ['all', 'eth0']) await p.sysctl(`net.ipv6.conf.${dev}.disable_ipv6`, '1');
+    await p.iproute(['neigh', 'replace', podIp(other), 'lladdr', mac, 'dev', 'eth0', 'nud', 'permanent']);
+  }
   t.ok((await p1.ping(podIp(p2), { count: 3, intervalS: 0.2, waitS: 2 })).received >= 2, 'ping on fastdp');
-  // n1's daemon restarts and knows no MAC. p1 and p2 know each other's MACs (no ARP broadcast
-  // will tell n1), and p2's frames to p1 go through VXLAN once n2 has relearned p1 from p1's first
-  // flooded frame: n1 sees nothing of p2 but what n2 announces.
+  // n1's daemon restarts and knows no MAC. A broadcast of p1 (p2 ignores broadcast pings, so it
+  // stays silent) teaches n2 where p1 is, and from then on p2's frames to p1 go through VXLAN, past
+  // n1's forwarder: p1 and p2 know each other's MACs already, so no ARP broadcast will tell n1
+  // where p2 is. Only n2's announcement does, when p1's frames to p2 keep coming over the sleeve.
   oc.daemons.get(n1)!.kill('SIGKILL');
   await waitFor('daemon gone', async () => ((await oc.call(n1, 'GET', '/status')).status === 0 ? true : undefined));
   oc.startDaemon(n1);
   await oc.established(undefined, 40_000);
   await waitPath(oc, n1, n2, 'fastdp');
-  const mac2 = await podMac(p2);
-  t.equal((await vxlanEntries(n1)).get(mac2), undefined, 'n1 starts with no entry for p2');
+  await p1.ping('10.47.255.255', { count: 1, waitS: 1, broadcast: true });
+  await waitFor('n2 learns p1 again', async () => ((await vxlanEntries(n2)).get(mac1) === n1.underlayIp ? true : undefined), 10_000);
+  const learnedEarly = oc.daemons.get(n1)!.stdout.split('\n').filter((l) => l.includes(mac2));
+  t.equal((await vxlanEntries(n1)).get(mac2), undefined, 'n1 has no entry for p2 yet', { learnedEarly });
   await p1.ping(podIp(p2), { count: 5, intervalS: 0.2, waitS: 2 });
   const dst = await waitFor('n1 learns p2', async () => (await vxlanEntries(n1)).get(mac2), 10_000);
   t.equal(dst, n2.underlayIp, 'n1 has an entry for p2 toward n2');
