@@ -62,3 +62,11 @@ t.test('bad input is one clear line naming the flag', async (t) => {
     }
   }
 });
+
+t.test('fastdp: on by default; --no-fastdp or WEAVE_NO_FASTDP (any value but empty) turn it off', async (t) => {
+  t.equal(parseConfig([], {}).fastdp, true);
+  t.equal(parseConfig(['--no-fastdp'], {}).fastdp, false);
+  t.equal(parseConfig([], { WEAVE_NO_FASTDP: '1' }).fastdp, false);
+  t.equal(parseConfig([], { WEAVE_NO_FASTDP: 'true' }).fastdp, false);
+  t.equal(parseConfig([], { WEAVE_NO_FASTDP: '' }).fastdp, true);
+});
