@@ -5,7 +5,7 @@
 // what to gossip by TopologyGossip, how to relay by Routes. Here live sockets, timers and logs.
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
 import { randomUid, type Uid, formatUid } from '../net/uid.js';
-import { formatHostPort, parseHostPort } from '../net/address.js';
+import { formatHostPort, parseHostPort, unmapIpv4 } from '../net/address.js';
 import { isPeerName, parsePeerName, type PeerName } from '../net/peer-name.js';
 import type { Logger } from '../log/logger.js';
 import { Connection } from './connection.js';
@@ -312,7 +312,8 @@ export class Router {
     this.localConnectionsChanged();
     o.overlay?.connectionUp({
       peer: hello.name,
-      remoteIp: parseHostPort(conn.address).host,
+      // An inbound connection on a dual-stack listener reports "::ffff:a.b.c.d": the data paths want a.b.c.d.
+      remoteIp: unmapIpv4(parseHostPort(conn.address).host),
       remotePort: hello.listenPort,
       connectionUid: conn.connectionUid ?? 0n,
       weDialled: conn.outbound,
