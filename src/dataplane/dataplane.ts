@@ -168,9 +168,9 @@ export class DataPlane implements Overlay {
       this.log.error({ err: (err as Error).message }, `fastdp off: cannot set up its VXLAN device: ${(err as Error).message}; every connection uses sleeve`);
       return;
     }
-    this.fastPath.onChange = (peer) => {
+    this.fastPath.onChange = (peer, healthy, reason) => {
       const link = this.links.get(peer);
-      if (link?.established) this.reportLink(link, 'data path changed');
+      if (link?.established) this.reportLink(link, healthy ? `fastdp: ${reason}` : `fastdp: ${reason}; sleeve carries the frames`);
     };
   }
 
