@@ -171,9 +171,9 @@ t.test('a node that lost its MAC table learns the MACs whose frames reach it onl
   t.ok((await vxlanBytes(n1)).tx - before.tx >= 8 * 1024 * 1024, 'through vxlan-6784');
 });
 
-t.test('an encrypted mesh stays on the encrypted sleeve; --no-fastdp and WEAVE_NO_FASTDP force sleeve', async (t) => {
+t.test('an encrypted mesh stays on the encrypted sleeve, without a VXLAN device; --no-fastdp at one end means sleeve at both', async (t) => {
   const oc = await OverlayCluster.start({ prefix: 'wf4', nodes: 2, net: 63, password: 'correct horse battery staple' }, (c) => t.teardown(() => c.destroy()));
-  const [n1, n2] = oc.nodes as [Node, Node];
+  const [n1] = oc.nodes as [Node];
   await oc.established();
   await new Promise((r) => setTimeout(r, 2000)); // time enough for a fast path to have come up
   t.match(await oc.weave(n1, 'status', 'connections'), /established encrypted +sleeve .* mtu=1396$/m, 'encrypted sleeve');
@@ -188,5 +188,4 @@ t.test('an encrypted mesh stays on the encrypted sleeve; --no-fastdp and WEAVE_N
   const p1 = await plain.addPod(m1, 'a');
   const p2 = await plain.addPod(m2, 'a');
   t.ok((await p1.ping(podIp(p2), { count: 3, intervalS: 0.2, waitS: 2 })).received >= 2, 'traffic on sleeve');
-  void n2;
 });
