@@ -1,6 +1,6 @@
 // Pod-to-pod data path benchmark (issue 4's bench/ goal). Run as root (network namespaces):
 //
-//   node dist/bench/dataplane.bench.js [--runs 3] [--seconds 10] [--configs routed,vxlan,plain,encrypted]
+//   node dist/bench/dataplane.bench.js [--runs 3] [--seconds 10] [--configs routed,vxlan,plain,encrypted,fastdp]
 //        [--gso-compare] [--max-background PCT [--quiet-timeout 60]]
 //
 // Four paths between two pods on two node namespaces, all built in this run on one underlay:
@@ -8,6 +8,8 @@
 //   kernel VXLAN    pods on one L2 segment over a kernel vxlan device (the kernel's own overlay)
 //   weft plain      real weaver daemons (bridge weave, TAP, sleeve), pods with IPAM addresses
 //   weft encrypted  the same with a password on both daemons
+//   weft fastdp     the same without a password and with the kernel VXLAN fast path (UDP 6784),
+//                   which `weft plain` runs without (--no-fastdp), so that it measures the sleeve
 // For each, --runs rounds of: ping idle (50 × 10 ms), then iperf3 TCP single stream for --seconds
 // with a ping every 20 ms alongside (RTT under load), daemon CPU (utime+stime of both daemons
 // over the iperf3 run) and the drop counters of both nodes. Rounds interleave the configurations
@@ -42,14 +44,14 @@ const VETH_DEFAULT_GSO_MAX_SIZE = 65_536;
 
 const RUNS = Number(arg('runs', '3'));
 const SECONDS = Number(arg('seconds', '10'));
-const SELECTED = new Set(arg('configs', 'routed,vxlan,plain,encrypted').split(','));
+const SELECTED = new Set(arg('configs', 'routed,vxlan,plain,encrypted,fastdp').split(','));
 const GSO_COMPARE = process.argv.includes('--gso-compare');
 /** Before each run, wait (up to --quiet-timeout s) until others' processes take at most this % of one core. */
 const MAX_BACKGROUND = Number(arg('max-background', 'Infinity'));
 const QUIET_TIMEOUT_S = Number(arg('quiet-timeout', '60'));
 if (!(Number.isInteger(RUNS) && RUNS >= 1 && SECONDS >= 1)) throw new RangeError('want --runs >= 1 and --seconds >= 1');
 
-type ConfigKey = 'routed' | 'vxlan' | 'plain' | 'encrypted' | 'plain-nocap' | 'encrypted-nocap';
+type ConfigKey = 'routed' | 'vxlan' | 'plain' | 'encrypted' | 'fastdp' | 'plain-nocap' | 'encrypted-nocap' | 'fastdp-nocap';
 
 interface Config {
   readonly key: ConfigKey;
@@ -219,6 +221,10 @@ function printGoals(configs: readonly Config[]): void {
     lines.push([`${name} / kernel routed`, ratio(r, routed), `>= ${goal.toFixed(2)}`, (v) => v >= goal]);
   }
   lines.push(['weft plain / kernel VXLAN', ratio(by('plain'), vxlan), '(no goal)', undefined]);
+  lines.push(['weft fastdp / kernel VXLAN', ratio(by('fastdp'), vxlan), '>= 0.90', (v) => v >= 0.9]);
+  const fastdp = by('fastdp');
+  const rttDiffUs = fastdp && vxlan ? (fastdp.idleRtt - vxlan.idleRtt) * 1000 : undefined;
+  lines.push(['weft fastdp idle RTT - kernel VXLAN (us)', rttDiffUs, '<= 20 us', (v) => v <= 20]);
   lines.push(['weft encrypted / kernel VXLAN', ratio(by('encrypted'), vxlan), '(no goal)', undefined]);
   if (GSO_COMPARE) {
     lines.push(['weft plain, no cap / capped', ratio(by('plain-nocap'), by('plain')), '(gso_max_size 65536 vs 62000)', undefined]);
@@ -274,7 +280,7 @@ async function main(): Promise<void> {
   };
   try {
     const wantKernel = SELECTED.has('routed') || SELECTED.has('vxlan');
-    const wantWeft = SELECTED.has('plain') || SELECTED.has('encrypted');
+    const wantWeft = SELECTED.has('plain') || SELECTED.has('encrypted') || SELECTED.has('fastdp');
     const setupStart = performance.now();
     if (wantKernel) {
       const kernelCluster = await LocalCluster.create({ prefix: KERNEL_PREFIX, nodes: 2, underlaySubnet: '172.31.41.0/24' });
@@ -293,19 +299,20 @@ async function main(): Promise<void> {
       }
     }
     if (wantWeft) {
-      // Both meshes in one cluster: nodes 1-2 plain, 3-4 encrypted; each daemon dials only its partner.
-      const weftCluster = await LocalCluster.create({ prefix: WEFT_PREFIX, nodes: 4, underlaySubnet: '172.31.40.0/24' });
+      // The meshes in one cluster: nodes 1-2 plain (sleeve), 3-4 encrypted, 5-6 fastdp; each daemon dials only its partner.
+      const weftCluster = await LocalCluster.create({ prefix: WEFT_PREFIX, nodes: 6, underlaySubnet: '172.31.40.0/24' });
       clusters.push(weftCluster);
-      for (const [key, label, nodes, password] of [
-        ['plain', 'weft plain', [1, 2], undefined],
-        ['encrypted', 'weft encrypted', [3, 4], randomBytes(16).toString('hex')],
+      for (const [key, label, nodes, password, path] of [
+        ['plain', 'weft plain', [1, 2], undefined, 'sleeve'],
+        ['encrypted', 'weft encrypted', [3, 4], randomBytes(16).toString('hex'), 'sleeve'],
+        ['fastdp', 'weft fastdp', [5, 6], undefined, 'fastdp'],
       ] as const) {
         if (!SELECTED.has(key)) continue;
         const c = add(key, label, POD_GSO_MAX_SIZE);
         const nocap = GSO_COMPARE ? add(`${key}-nocap`, `${label}, gso 65536`, VETH_DEFAULT_GSO_MAX_SIZE) : undefined;
         try {
           const pair = await weftPair(weftCluster, [weftCluster.node(nodes[0]), weftCluster.node(nodes[1])], {
-            stateDir, tag: nodes[0], ...(password === undefined ? {} : { password }),
+            stateDir, tag: nodes[0], path, ...(password === undefined ? {} : { password }),
           });
           const encrypted = /Encryption:\s+enabled/.test(pair.status);
           if (encrypted !== (password !== undefined)) throw new Error(`weave status says encryption is ${encrypted ? 'on' : 'off'}:\n${pair.status}`);

@@ -1,5 +1,6 @@
 // weft's own data path between two node namespaces: a real `weaver` daemon in each (bridge
-// `weave`, TAP `vethwe-tap`, sleeve on UDP 6783), a pod on each bridge with an address from IPAM,
+// `weave`, TAP `vethwe-tap`, sleeve on UDP 6783, and the kernel VXLAN fast path on UDP 6784 unless
+// `path` is 'sleeve'), a pod on each bridge with an address from IPAM,
 // as a CNI plugin would attach it. The daemons are the cluster's processes: destroy() stops them.
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -56,6 +57,8 @@ export interface WeftPairOptions {
   readonly stateDir: string;
   /** Distinguishes the daemons' peer names from other pairs' ("02:77:62:00:<tag>:0<i>"). */
   readonly tag: number;
+  /** The path the connection must be on before the pods are attached ('sleeve' runs the daemons with --no-fastdp). */
+  readonly path: 'sleeve' | 'fastdp';
 }
 
 export interface WeftPair extends PodPair {
@@ -78,6 +81,7 @@ export async function weftPair(cluster: LocalCluster, nodes: readonly [ClusterNo
         // Each node its own CNI socket: the default path is one per machine.
         '--socket', join(options.stateDir, `${node.ns}.sock`),
         '--heartbeat-interval', '1', '--gossip-interval', '1', '--ipalloc-init', 'consensus=2',
+        ...(options.path === 'sleeve' ? ['--no-fastdp'] : []),
         ...(node === first ? [] : [first.underlayIp])],
       options.password === undefined ? {} : { env: { WEAVE_PASSWORD: options.password } },
     ),
@@ -90,10 +94,11 @@ export async function weftPair(cluster: LocalCluster, nodes: readonly [ClusterNo
     }, 60_000, daemons);
     gateways.push(expose.split('/')[0]!);
   }
-  const connections = await waitFor('sleeve established', async () => {
+  const connections = await waitFor(`${options.path} established`, async () => {
     const outs = await Promise.all(nodes.map((n) => weaveCli(n, 'status', 'connections')));
-    // "established sleeve", or "established encrypted   sleeve" with a password.
-    return outs.every((o) => /established\s+(encrypted\s+)?sleeve/.test(o)) ? outs[0] : undefined;
+    // "established sleeve", "established encrypted   sleeve" with a password, or "established fastdp".
+    const want = options.path === 'fastdp' ? /established\s+fastdp/ : /established\s+(encrypted\s+)?sleeve/;
+    return outs.every((o) => want.test(o)) ? outs[0] : undefined;
   }, 40_000, daemons);
   const pods: Pod[] = [];
   for (const [i, node] of nodes.entries()) {

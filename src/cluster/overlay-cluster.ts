@@ -152,12 +152,12 @@ export class OverlayCluster {
     return (await node.exec([process.execPath, WEAVE_CLI, ...args], { timeoutMs: 20_000 })).stdout;
   }
 
-  /** Waits until every node has `count` (default: all others) established sleeve connections. */
+  /** Waits until every node has `count` (default: all others) established connections (sleeve or fastdp). */
   async established(count?: (node: ClusterNode) => number, timeoutMs = 30_000): Promise<void> {
-    await waitFor('sleeve connections established', async () => {
+    await waitFor('connections established', async () => {
       for (const n of this.nodes) {
         const want = count ? count(n) : this.nodes.length - 1;
-        const got = ((await this.weave(n, 'status', 'connections')).match(/established (encrypted +)?sleeve /g) ?? []).length;
+        const got = ((await this.weave(n, 'status', 'connections')).match(/established (encrypted +)?(sleeve|fastdp) /g) ?? []).length;
         if (got !== want) return undefined;
       }
       return true;
@@ -184,10 +184,10 @@ export class OverlayCluster {
   }
 
   /** A pod on `node` with an address from that node's IPAM and the bridge as its gateway. */
-  async addPod(node: ClusterNode, name: string): Promise<Pod> {
+  async addPod(node: ClusterNode, name: string, options: { readonly mac?: string } = {}): Promise<Pod> {
     const r = await this.call(node, 'POST', `/ip/${node.name}-${name}`);
     if (r.status !== 200) throw new Error(`no address for ${name}: ${r.body}`);
-    return this.cluster.addPod(node, { name, ip: r.body, gateway: this.gateways.get(node)!, bridge: 'weave', mtu: 1376 });
+    return this.cluster.addPod(node, { name, ip: r.body, gateway: this.gateways.get(node)!, bridge: 'weave', mtu: 1376, ...options });
   }
 }
 

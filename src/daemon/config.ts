@@ -39,6 +39,8 @@ export interface Config {
   readonly offloads: boolean;
   /** iptables backend (--iptables-backend, IPTABLES_BACKEND); undefined: detected from the host's rules. */
   readonly iptablesBackend?: 'nft' | 'legacy';
+  /** The kernel VXLAN fast path; off with --no-fastdp or WEAVE_NO_FASTDP (any value). */
+  readonly fastdp: boolean;
   readonly peers: readonly string[]; // host:port, normalised
   /** Seconds between TCP heartbeats; a connection silent for twice this long is closed. */
   readonly heartbeatInterval: number;
@@ -80,6 +82,7 @@ Flags:
   --no-offloads          TAP without checksum/TSO offloads (super-frames from peers are then
                          segmented in userspace)
   --iptables-backend B   nft or legacy (or IPTABLES_BACKEND; default: the one holding the host's rules)
+  --no-fastdp            sleeve only, no kernel VXLAN fast path (or WEAVE_NO_FASTDP=1)
   --log-level LEVEL      ${LOG_LEVELS.join(', ')} (default info)
   --log-format FORMAT    json, text or auto (default auto: text on a terminal, json otherwise)
   --ipalloc-range CIDR   the range pods get addresses from (default 10.32.0.0/12, or IPALLOC_RANGE)
@@ -110,6 +113,7 @@ const options = {
   'underlay-mtu': { type: 'string' },
   'no-offloads': { type: 'boolean' },
   'iptables-backend': { type: 'string' },
+  'no-fastdp': { type: 'boolean' },
   'log-level': { type: 'string' },
   'log-format': { type: 'string' },
   'heartbeat-interval': { type: 'string' },
@@ -192,6 +196,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Co
     underlayMtu: intIn('--underlay-mtu', v['underlay-mtu'], 1500, 576, 65535),
     offloads: v['no-offloads'] !== true,
     ...(iptablesBackend !== undefined ? { iptablesBackend } : {}),
+    fastdp: v['no-fastdp'] !== true && (env.WEAVE_NO_FASTDP ?? '') === '',
     logLevel: logLevel as LevelWithSilent,
     logFormat: logFormat as LogFormat,
     peers,

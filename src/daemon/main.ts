@@ -62,11 +62,13 @@ async function main(): Promise<void> {
         self: identity.name, host: config.host, port: config.port, mtu: config.mtu,
         underlayMtu: config.underlayMtu, range: config.ipallocRange, offloads: config.offloads,
         ...(config.iptablesBackend !== undefined ? { iptablesBackend: config.iptablesBackend } : {}), log: rootLog.child({ component: 'dataplane' }),
+        // With a password connections stay on the encrypted sleeve: VXLAN would carry pods' frames in clear.
+        fastdp: config.fastdp && config.password === undefined,
       });
     } catch (err) {
       fail(`cannot set up the data path (bridge ${BRIDGE_NAME}, TAP ${TAP_NAME}, UDP ${config.port}): ${(err as Error).message}; use --no-bridge to run the control plane alone`);
     }
-    log.info({ bridge: BRIDGE_NAME, tap: TAP_NAME, mtu: config.mtu }, `data path up: bridge ${BRIDGE_NAME} (mtu ${config.mtu}) with ${TAP_NAME}, sleeve on UDP ${config.port}`);
+    log.info({ bridge: BRIDGE_NAME, tap: TAP_NAME, mtu: config.mtu }, `data path up: bridge ${BRIDGE_NAME} (mtu ${config.mtu}) with ${TAP_NAME}, sleeve on UDP ${config.port}${dataplane.fastdpOffered ? ', fastdp on UDP 6784' : ''}`);
   }
 
   const router = new Router({
@@ -82,7 +84,7 @@ async function main(): Promise<void> {
     discovery: config.discovery,
     heartbeatIntervalMs: config.heartbeatInterval * 1000,
     gossipIntervalMs: config.gossipInterval * 1000,
-    overlays: [],
+    overlays: dataplane ? (dataplane.fastdpOffered ? ['fastdp', 'sleeve'] : ['sleeve']) : [],
     software: VERSION,
     log: rootLog,
     ...(dataplane ? { overlay: dataplane } : {}),

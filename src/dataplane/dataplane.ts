@@ -11,6 +11,9 @@
 //   2. the chunk's connection UID picks the InboundLink, which reassembles, opens and checks replay;
 //   3. heartbeats are answered; frames go to the forwarder, which injects them into the TAP and/or
 //      relays them toward their destination peer.
+// With the fast path (fastdp/), frames to MACs at peers whose connection is on fastdp never reach
+// the TAP: the bridge sends them into vxlan-6784. Only the fast path's heartbeats, addressed to
+// our heartbeat MAC, are taken out of the captured frames before the forwarder sees them.
 import type { Socket, RemoteInfo } from 'node:dgram';
 import type { Logger } from '../log/logger.js';
 import { peerNameFromNumber, peerNameToNumber, type PeerName } from '../net/peer-name.js';
@@ -20,7 +23,7 @@ import { TapDevice } from './tap/tap-device.js';
 import { VIRTIO_NET_HDR_LEN } from './tap/virtio-net-hdr.js';
 import { createOffloadUdpSocket } from './tap/udp-offload.js';
 import { Forwarder } from './forwarder/forwarder.js';
-import { frameMacs } from './forwarder/mac.js';
+import { frameMacs, isGroupMac, type Mac } from './forwarder/mac.js';
 import { describeForwarderEvent } from './forwarder/events.js';
 import { HostBridge } from './host/bridge.js';
 import { HostIptables, type IptablesMode } from './host/iptables.js';
@@ -34,6 +37,8 @@ import { Reassembler } from './sleeve/reassembler.js';
 import { gsoSplit, GsoSplitError } from './sleeve/gso-split.js';
 import { FrameOpener, FrameSealer, deriveFrameKeys } from './sleeve/frame-crypto.js';
 import { formatCidr, type Cidr } from '../net/ipv4.js';
+import { FastPath } from './fastdp/fast-path.js';
+import { vxlanFits, VXLAN_OVERHEAD } from './fastdp/vxlan-plan.js';
 
 export const BRIDGE_NAME = 'weave';
 export const TAP_NAME = 'vethwe-tap';
@@ -68,6 +73,11 @@ export interface DataPlaneOptions {
   readonly offloads?: boolean;
   /** The iptables backend to use; detected from the host's rules when absent. */
   readonly iptablesBackend?: IptablesMode;
+  /**
+   * The kernel VXLAN fast path (UDP 6784) to peers that offer it too; off with --no-fastdp, and
+   * never used on an encrypted connection (it would carry pod traffic in clear).
+   */
+  readonly fastdp?: boolean;
   readonly log: Logger;
   readonly now?: () => number;
 }
@@ -99,6 +109,7 @@ export class DataPlane implements Overlay {
   private readonly byUid = new Map<bigint, Link>();
   private readonly stride: number;
   private bridge: HostBridge;
+  private fastPath?: FastPath;
   private repairTimer?: NodeJS.Timeout;
   private stopped = false;
   /** Told when a link becomes established or stops being so. */
@@ -135,6 +146,7 @@ export class DataPlane implements Overlay {
     const iptables = await HostIptables.create(localRunner(), { range: formatCidr(options.range), bridge: BRIDGE_NAME }, options.iptablesBackend);
     const dp = new DataPlane(options, tap, udp.socket, iptables);
     await dp.repair('initial setup');
+    if (options.fastdp === true) await dp.startFastPath();
     tap.onError((err) => dp.log.error({ err }, 'TAP reader failed'));
     tap.onFrames((packet) => dp.onCaptured(packet));
     udp.socket.on('message', (msg, rinfo) => dp.onDatagram(msg, rinfo));
@@ -187,6 +199,35 @@ export class DataPlane implements Overlay {
     return done;
   }
 
+  /** Whether this node offers fastdp to its peers (it was asked to, and the MTU allows). */
+  get fastdpOffered(): boolean {
+    return this.fastPath !== undefined;
+  }
+
+  private async startFastPath(): Promise<void> {
+    const o = this.options;
+    if (!vxlanFits(o.mtu, o.underlayMtu)) {
+      this.log.warn({ mtu: o.mtu, underlayMtu: o.underlayMtu },
+        `fastdp off: the overlay MTU ${o.mtu} plus ${VXLAN_OVERHEAD} bytes of VXLAN does not fit the underlay MTU ${o.underlayMtu} (lower --mtu or raise --underlay-mtu); every connection uses sleeve`);
+      return;
+    }
+    try {
+      this.fastPath = await FastPath.start({
+        self: o.self, bridge: BRIDGE_NAME, tap: TAP_NAME, mtu: o.mtu, local: o.host, runner: localRunner(), log: this.log,
+        inject: (frame) => this.tap.writeFrame(frame),
+        macs: () => this.forwarder.macs.entries(this.now()),
+        now: this.now,
+      });
+    } catch (err) {
+      this.log.error({ err: (err as Error).message }, `fastdp off: cannot set up its VXLAN device: ${(err as Error).message}; every connection uses sleeve`);
+      return;
+    }
+    this.fastPath.onChange = (peer, healthy, reason) => {
+      const link = this.links.get(peer);
+      if (link?.established) this.reportLink(link, healthy ? `fastdp: ${reason}` : `fastdp: ${reason}; sleeve carries the frames`);
+    };
+  }
+
   /** For the metrics endpoint. */
   counters(): { stats: Readonly<Record<string, number>>; drops: ReadonlyMap<string, number> } {
     return { stats: this.stats, drops: this.drops };
@@ -224,6 +265,9 @@ export class DataPlane implements Overlay {
     this.links.set(info.peer, link);
     this.byUid.set(info.connectionUid, link);
     this.scheduleHeartbeat(link, 0);
+    if (this.fastPath && info.sessionKey === undefined && (info.remoteOverlays ?? []).includes('fastdp')) {
+      this.fastPath.peerUp({ peer: info.peer, ip: info.remoteIp, connectionUid: info.connectionUid });
+    }
   }
 
   connectionDown(peer: PeerName): void {
@@ -233,6 +277,7 @@ export class DataPlane implements Overlay {
     this.links.delete(peer);
     this.byUid.delete(link.info.connectionUid);
     this.reassembler.forgetSender(link.info.connectionUid);
+    this.fastPath?.peerDown(peer);
     const gone = this.forwarder.peerGone(peer);
     if (gone > 0) this.log.debug({ peer, macs: gone }, 'forgot the MACs of a peer');
   }
@@ -242,6 +287,7 @@ export class DataPlane implements Overlay {
     this.stopped = true;
     clearInterval(this.repairTimer);
     for (const peer of [...this.links.keys()]) this.connectionDown(peer);
+    await this.fastPath?.stop();
     this.socket.close();
     await this.tap.close();
   }
@@ -269,7 +315,12 @@ export class DataPlane implements Overlay {
     this.stats.capturedBytes += packet.length;
     const offset = this.tap.headerLength;
     if (packet.length < offset + 14) return;
-    const decision = this.forwarder.onCaptured(frameMacs(packet, offset), this.now());
+    const macs = frameMacs(packet, offset);
+    if (this.fastPath?.isHeartbeatFor(macs.dst)) {
+      this.fastPath.onFrame(packet, offset);
+      return;
+    }
+    const decision = this.forwarder.onCaptured(macs, this.now());
     this.logEvents(decision.events);
     if (decision.sends.length === 0) {
       if (decision.dropped !== undefined) this.drop(decision.dropped);
@@ -355,10 +406,30 @@ export class DataPlane implements Overlay {
   private onFrame(link: Link, packet: Uint8Array, vnetHdr: boolean, srcPeer: PeerName, dstPeer: PeerName, now: number): void {
     const offset = vnetHdr ? VIRTIO_NET_HDR_LEN : 0;
     if (packet.length < offset + 14) return;
-    const decision = this.forwarder.onReceived(frameMacs(packet, offset), { srcPeer, dstPeer }, link.info.peer, now);
+    const macs = frameMacs(packet, offset);
+    if (dstPeer === this.options.self && this.fastPath?.isHeartbeatFor(macs.dst)) {
+      this.onAnnouncement(macs.src, srcPeer, now);
+      return;
+    }
+    const decision = this.forwarder.onReceived(macs, { srcPeer, dstPeer }, link.info.peer, now);
     this.logEvents(decision.events);
     if (decision.inject) this.inject(packet, vnetHdr);
+    // A unicast for one of our MACs over the sleeve from a peer on a healthy fast path: that peer
+    // has no forwarding entry for the MAC (see heartbeat-frame.ts), so tell it where the MAC is.
+    if (this.fastPath && decision.inject && decision.sends.length === 0 && srcPeer === link.info.peer && !isGroupMac(macs.dst) &&
+      this.forwarder.macs.lookup(macs.dst, now) === this.options.self) {
+      const announcement = this.fastPath.announcement(macs.dst, srcPeer);
+      if (announcement) this.send(link, MessageKind.Frame, announcement, false);
+    }
     for (const send of decision.sends) this.sendFrame(send.nextHop, send.srcPeer, send.dstPeer, packet, vnetHdr);
+  }
+
+  /** A peer says `mac` is at it: learned as if a frame from `mac` had come over the sleeve. */
+  private onAnnouncement(mac: Mac, peer: PeerName, now: number): void {
+    if (isGroupMac(mac)) return;
+    const learned = this.forwarder.macs.learnRemote(mac, peer, now);
+    if (learned.kind === 'new') this.logEvents([{ kind: 'remote-mac', mac, peer }]);
+    else if (learned.kind === 'moved') this.logEvents([{ kind: 'remote-mac', mac, peer, was: learned.from }]);
   }
 
   /** Writes a received frame into our TAP, converting between peers with and without offloads. */
@@ -414,11 +485,27 @@ export class DataPlane implements Overlay {
     link.established = established;
     const mtu = overlayMtu(this.options.underlayMtu, { encrypted: link.info.sessionKey !== undefined });
     this.log.info({ peer: link.info.peer, reason, mtu }, established ? `sleeve connection established (${reason}); mtu=${mtu}` : `sleeve connection lost: ${reason}`);
-    this.onLinkState?.(link.info.peer, { established, reason, attrs: { name: 'sleeve', mtu } });
+    this.reportLink(link, reason);
+  }
+
+  /**
+   * Tells the mesh how the connection carries frames: established once the sleeve answers (the
+   * sleeve carries broadcasts and relays whatever the fast path does), on fastdp while its
+   * heartbeats are answered, with the MTU that path verified.
+   */
+  private reportLink(link: Link, reason: string): void {
+    const fast = link.established && this.fastPath?.healthy(link.info.peer) === true;
+    const mtu = fast ? this.options.mtu : overlayMtu(this.options.underlayMtu, { encrypted: link.info.sessionKey !== undefined });
+    this.onLinkState?.(link.info.peer, { established: link.established, reason, attrs: { name: fast ? 'fastdp' : 'sleeve', mtu } });
   }
 
   private logEvents(events: readonly Parameters<typeof describeForwarderEvent>[0][]): void {
-    for (const e of events) this.log.info({ event: e.kind }, describeForwarderEvent(e));
+    let macsMoved = false;
+    for (const e of events) {
+      this.log.info({ event: e.kind }, describeForwarderEvent(e));
+      if (e.kind === 'remote-mac' || e.kind === 'local-mac-moved') macsMoved = true;
+    }
+    if (macsMoved) this.fastPath?.macsChanged();
   }
 
   private drop(reason: string): void {

@@ -60,7 +60,6 @@ export function readLaunchEnv(env: NodeJS.ProcessEnv): LaunchSettings {
   if (backend !== undefined && backend !== 'nft' && backend !== 'legacy') throw new LaunchError(`IPTABLES_BACKEND "${backend}": want nft or legacy`);
   const extraArgs = (get('EXTRA_ARGS') ?? '').split(/\s+/).filter((a) => a !== '');
   const notes: string[] = [];
-  if (get('WEAVE_NO_FASTDP') !== undefined) notes.push('WEAVE_NO_FASTDP: the sleeve is the only data path in this version');
   if (get('NO_MASQ_LOCAL') !== undefined && get('NO_MASQ_LOCAL') !== '0') notes.push('NO_MASQ_LOCAL: client addresses of local traffic are not rewritten in this version either way');
   const kubePeersText = get('KUBE_PEERS');
   return {

@@ -13,6 +13,8 @@ export interface OverlayConnection {
   readonly weDialled: boolean;
   /** The connection's session key when the mesh has a password. */
   readonly sessionKey?: Uint8Array;
+  /** The data paths the peer offers (its Hello), most preferred first. */
+  readonly remoteOverlays?: readonly string[];
 }
 
 export interface LinkState {

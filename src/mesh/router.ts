@@ -5,7 +5,7 @@
 // what to gossip by TopologyGossip, how to relay by Routes. Here live sockets, timers and logs.
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
 import { randomUid, type Uid, formatUid } from '../net/uid.js';
-import { formatHostPort, parseHostPort } from '../net/address.js';
+import { formatHostPort, parseHostPort, unmapIpv4 } from '../net/address.js';
 import { isPeerName, parsePeerName, type PeerName } from '../net/peer-name.js';
 import type { Logger } from '../log/logger.js';
 import { Connection } from './connection.js';
@@ -164,7 +164,16 @@ export class Router {
   /** The data path's word on a connection: established (heartbeats answered) or not. */
   setLinkState(peer: PeerName, state: LinkState): void {
     const conn = this.live.get(peer);
-    if (!conn || conn.established === state.established) return;
+    if (!conn) return;
+    if (conn.established === state.established) {
+      // Still established, on another path (fastdp <-> sleeve) or with another MTU: status changes.
+      if (state.established && !sameAttrs(conn.linkAttrs, state.attrs)) {
+        conn.linkAttrs = state.attrs;
+        conn.log.info({ reason: state.reason, attrs: state.attrs }, `connection now using ${String(state.attrs.name)}: ${state.reason}`);
+        this.changed();
+      }
+      return;
+    }
     conn.established = state.established;
     conn.linkAttrs = state.attrs;
     conn.log.info({ reason: state.reason }, state.established ? 'connection fully established' : `connection no longer established: ${state.reason}`);
@@ -306,11 +315,13 @@ export class Router {
     this.localConnectionsChanged();
     o.overlay?.connectionUp({
       peer: hello.name,
-      remoteIp: parseHostPort(conn.address).host,
+      // An inbound connection on a dual-stack listener reports "::ffff:a.b.c.d": the data paths want a.b.c.d.
+      remoteIp: unmapIpv4(parseHostPort(conn.address).host),
       remotePort: hello.listenPort,
       connectionUid: conn.connectionUid ?? 0n,
       weDialled: conn.outbound,
       ...(conn.sessionKey ? { sessionKey: conn.sessionKey } : {}),
+      remoteOverlays: hello.overlays,
     });
     for (const h of this.channels.values()) h.onNeighbourUp?.(hello.name);
     return undefined;
@@ -538,4 +549,9 @@ export class Router {
       TrustedSubnets: [],
     };
   }
+}
+
+function sameAttrs(a: Readonly<Record<string, unknown>>, b: Readonly<Record<string, unknown>>): boolean {
+  const keys = Object.keys(a);
+  return keys.length === Object.keys(b).length && keys.every((k) => a[k] === b[k]);
 }

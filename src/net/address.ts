@@ -49,3 +49,12 @@ export function parsePort(text: string, what = 'port'): number {
 export function formatHostPort({ host, port }: HostPort): string {
   return isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`;
 }
+
+/**
+ * An IPv4 address as a dual-stack socket reports it ("::ffff:10.0.0.2") in its plain form, which
+ * is what IPv4 sockets and the kernel's VXLAN device take; any other address unchanged.
+ */
+export function unmapIpv4(host: string): string {
+  const m = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(host);
+  return m ? m[1]! : host;
+}

@@ -83,3 +83,11 @@ t.test('the iptables backend: flag, IPTABLES_BACKEND, or detected (absent)', asy
   t.equal(parseConfig([], { IPTABLES_BACKEND: 'nft' }).iptablesBackend, 'nft');
   t.throws(() => parseConfig(['--iptables-backend', 'pf'], {}), new ConfigError('invalid --iptables-backend "pf": want nft or legacy'));
 });
+
+t.test('fastdp: on by default; --no-fastdp or WEAVE_NO_FASTDP (any value but empty) turn it off', async (t) => {
+  t.equal(parseConfig([], {}).fastdp, true);
+  t.equal(parseConfig(['--no-fastdp'], {}).fastdp, false);
+  t.equal(parseConfig([], { WEAVE_NO_FASTDP: '1' }).fastdp, false);
+  t.equal(parseConfig([], { WEAVE_NO_FASTDP: 'true' }).fastdp, false);
+  t.equal(parseConfig([], { WEAVE_NO_FASTDP: '' }).fastdp, true);
+});

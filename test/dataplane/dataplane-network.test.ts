@@ -14,7 +14,8 @@ import { udpPayloads } from '../lib/pcap.js';
 const UDP_SEND = fileURLToPath(new URL('../lib/udp-send.js', import.meta.url));
 
 t.test('pods on three nodes reach each other across the overlay; broadcast once; hosts reach pods; kill -9 and back', async (t) => {
-  const oc = await OverlayCluster.start({ prefix: 'wtd', nodes: 3, net: 12 }, (c) => t.teardown(() => c.destroy()));
+  // --no-fastdp: this is the sleeve's test (fastdp-network.test.ts has the fast path's).
+  const oc = await OverlayCluster.start({ prefix: 'wtd', nodes: 3, net: 12, argsFor: () => ['--no-fastdp'] }, (c) => t.teardown(() => c.destroy()));
   const [n1, n2, n3] = oc.nodes as [typeof oc.nodes[0], typeof oc.nodes[0], typeof oc.nodes[0]];
   await oc.established();
   const text = await oc.weave(n1, 'status', 'connections');
@@ -138,7 +139,7 @@ t.test('pod traffic leaving the range is masqueraded as the node', async (t) => 
 });
 
 t.test('a node whose TAP has no offloads still exchanges TCP with one that has them', async (t) => {
-  const oc = await OverlayCluster.start({ prefix: 'wto', nodes: 2, net: 16, argsFor: (i) => (i === 2 ? ['--no-offloads'] : []) }, (c) => t.teardown(() => c.destroy()));
+  const oc = await OverlayCluster.start({ prefix: 'wto', nodes: 2, net: 16, argsFor: (i) => ['--no-fastdp', ...(i === 2 ? ['--no-offloads'] : [])] }, (c) => t.teardown(() => c.destroy()));
   const [n1, n2] = oc.nodes as [typeof oc.nodes[0], typeof oc.nodes[0]];
   await oc.established();
   const p1 = await oc.addPod(n1, 'a');
