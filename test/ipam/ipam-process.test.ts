@@ -86,7 +86,15 @@ t.test('a peer joining later gets space from the peer with the most free', async
   const a = await Weaver.start(t, { ip: ip(31), nickname: 'a', args: [...FAST, ...init] });
   const b = await Weaver.start(t, { ip: ip(32), nickname: 'b', args: [...FAST, ...init], peers: [a.address] });
   await Promise.all([ready(a), ready(b)]);
+  const versionsOfA = async (w: Weaver): Promise<number> => {
+    const entries = (JSON.parse((await w.get('/report')).body) as { IPAM: { Entries: { Peer: string; Version: number }[] } }).IPAM.Entries;
+    return entries.filter((e) => e.Peer === nameForIp(ip(31))).reduce((n, e) => n + e.Version, 0);
+  };
+  const before = await versionsOfA(b);
   for (let i = 0; i < 3; i++) t.equal((await a.call('POST', `/ip/a${i}`)).status, 200);
+  // a publishes its free counts on its next tick; once b has them, so will c (it gets the ring
+  // from a), and "the most free" is decided on the counts after the allocations.
+  await waitFor('a\'s free counts gossiped', async () => ((await versionsOfA(b)) > before ? true : undefined));
   const c = await Weaver.start(t, { ip: ip(33), nickname: 'c', args: [...FAST, '--ipalloc-init', 'consensus=3'], peers: [a.address] });
   await ready(c);
   const r = await c.call('POST', '/ip/c0');
