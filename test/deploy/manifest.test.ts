@@ -54,7 +54,7 @@ interface Container {
   env?: { name: string; value?: string; valueFrom?: Record<string, Record<string, unknown>> }[];
   readinessProbe?: { httpGet?: { host?: string; port: number | string; path?: string } };
   securityContext?: { privileged?: boolean };
-  volumeMounts?: { name: string; mountPath: string; readOnly?: boolean }[];
+  volumeMounts?: { name: string; mountPath: string; readOnly?: boolean; mountPropagation?: string }[];
 }
 interface PodSpec {
   serviceAccountName: string;
@@ -152,7 +152,7 @@ t.test('readiness: GET /status on the daemon HTTP API', async (t) => {
   t.equal(`${probe?.host}:${probe?.port}`, httpAddr, 'the probe asks the address the daemon listens on');
 });
 
-t.test('host paths: state, CNI directories, xtables lock, modules, machine id, the CNI socket', async (t) => {
+t.test('host paths: state, CNI directories, xtables lock, modules, machine id, the CNI socket, the pods\' namespaces', async (t) => {
   const volumes = new Map((pod.volumes ?? []).map((v) => [v.name, v.hostPath]));
   const mountsOf = (c: Container | undefined): Map<string, { host: string | undefined; type: string | undefined; readOnly: boolean }> =>
     new Map((c?.volumeMounts ?? []).map((m) => [m.mountPath, { host: volumes.get(m.name)?.path, type: volumes.get(m.name)?.type, readOnly: m.readOnly === true }]));
@@ -166,6 +166,9 @@ t.test('host paths: state, CNI directories, xtables lock, modules, machine id, t
   t.same(main.get('/run/xtables.lock'), { host: '/run/xtables.lock', type: 'FileOrCreate', readOnly: false }, 'iptables shares the host lock');
   t.same(main.get('/lib/modules'), { host: '/lib/modules', type: 'Directory', readOnly: true });
   t.same(main.get('/etc/machine-id'), { host: '/etc/machine-id', type: 'File', readOnly: true }, 'the peer name comes from the host');
+  t.same(main.get('/run/netns'), { host: '/run/netns', type: 'DirectoryOrCreate', readOnly: false }, 'the pods\' namespaces, by the path the runtime gives (CNI_NETNS)');
+  t.equal(weave?.volumeMounts?.find((m) => m.mountPath === '/run/netns')?.mountPropagation, 'HostToContainer',
+    'namespaces the runtime makes after the container started are seen in it');
   t.equal(weave?.env?.find((e) => e.name === 'DB_PREFIX')?.value?.startsWith('/weavedb/'), true, 'DB_PREFIX is inside the state mount');
 
   // The entrypoint, given this env, puts state, conflist and socket where these mounts lead.
