@@ -2,6 +2,7 @@
 // one probe of the host printed; `planBridge` lists what differs from the configuration, each
 // difference with the commands that fix it. The shell (bridge.ts) probes, plans and applies.
 import { parseIpv4WithPrefix, formatIpv4 } from '../../net/ipv4.js';
+import type { Fix as RepairFix, RepairPlan } from './repair-plan.js';
 
 export interface BridgeConfig {
   /** The bridge; `weave` unless given. */
@@ -191,17 +192,11 @@ export type HostAction =
   /** Write a value into a /proc/sys file (skipped if the file does not exist and `ifExists`). */
   | { readonly kind: 'sysctl'; readonly path: string; readonly value: string; readonly ifExists?: boolean };
 
-export interface Fix {
-  /** What was wrong, for the log ("bridge repaired: ..."). */
-  readonly problem: string;
-  readonly actions: readonly HostAction[];
-}
+/** A fix of the bridge or its rules; the problem goes to the log ("bridge repaired: ..."). */
+export type Fix = RepairFix<HostAction>;
 
-export interface BridgePlan {
-  readonly fixes: readonly Fix[];
-  /** What is wrong and not ours to fix (another kind of device named like our bridge, a missing port). */
-  readonly unfixable: readonly string[];
-}
+/** Unfixable: another kind of device named like our bridge, a missing port. */
+export type BridgePlan = RepairPlan<HostAction>;
 
 const ip = (line: string): HostAction => ({ kind: 'ip', line });
 

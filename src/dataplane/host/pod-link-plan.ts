@@ -6,6 +6,7 @@
 // (pod-link.ts) probes both namespaces, plans with planPodLink and runs the actions; the same plan
 // with no actions is what CHECK calls healthy.
 import { parseIpv4WithPrefix, formatIpv4, parseIpv4 } from '../../net/ipv4.js';
+import type { Fix, RepairPlan } from './repair-plan.js';
 
 /** Host-side name prefix, as Weave's: IFNAMSIZ 16 − 1 − len("vethwepl") leaves 7 characters of the id. */
 export const HOST_VETH_PREFIX = 'vethwepl';
@@ -158,16 +159,11 @@ export type PodLinkAction =
   /** A /proc/sys/net file written in the pod's namespace. */
   | { readonly where: 'pod-sysctl'; readonly path: string; readonly value: string };
 
-export interface PodLinkFix {
-  /** What was wrong ("vethwepl1234567 was missing"): CHECK's answer, ADD's log. */
-  readonly problem: string;
-  readonly actions: readonly PodLinkAction[];
-}
+/** A fix of a pod's links; the problem is CHECK's answer and ADD's log line. */
+export type PodLinkFix = Fix<PodLinkAction>;
 
-export interface PodLinkPlan {
-  readonly fixes: readonly PodLinkFix[];
-  /** What is wrong and not ours to fix: ADD fails with it (and rolls back), CHECK reports it. */
-  readonly unfixable: readonly string[];
+/** Unfixable here: ADD fails with it (and rolls back), CHECK reports it. */
+export interface PodLinkPlan extends RepairPlan<PodLinkAction> {
   /** The plan makes the veth pair anew (a failed ADD must then delete it). */
   readonly creates: boolean;
 }
