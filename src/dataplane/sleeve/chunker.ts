@@ -13,10 +13,11 @@
 import {
   MAX_CHUNKS,
   MAX_MESSAGE_LENGTH,
+  MESSAGE_HEADER_LENGTH,
   SLEEVE_HEADER_LENGTH,
   SleeveFormatError,
   decodeChunk,
-  writeChunkHeader,
+  writeMessageHeader,
   type Chunk,
   type MessageHeader,
 } from './header.js';
@@ -78,6 +79,10 @@ export function layoutChunks(
   let pieceIndex = 0;
   let pieceOffset = 0;
   let remaining = total;
+  // The message header is the same in every chunk: encode it once (its 64-bit uid costs BigInt
+  // arithmetic), then copy its bytes; only the chunk index and length differ per chunk.
+  const messageHeader = new Uint8Array(MESSAGE_HEADER_LENGTH);
+  writeMessageHeader(messageHeader, 0, header);
   for (let first = 0; first < count; first += perSend) {
     const n = Math.min(perSend, count - first);
     const bytesInSend = Math.min(remaining, n * full);
@@ -85,7 +90,10 @@ export function layoutChunks(
     let at = 0;
     for (let i = 0; i < n; i++) {
       const length = Math.min(full, remaining);
-      writeChunkHeader(send, at, header, first + i, length);
+      send.set(messageHeader, at);
+      send[at + MESSAGE_HEADER_LENGTH] = first + i;
+      send[at + MESSAGE_HEADER_LENGTH + 1] = length >>> 8;
+      send[at + MESSAGE_HEADER_LENGTH + 2] = length & 0xff;
       at += SLEEVE_HEADER_LENGTH;
       // Copy `length` bytes from the pieces, which need not line up with chunk boundaries.
       let need = length;
