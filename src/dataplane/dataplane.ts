@@ -53,6 +53,12 @@ const UNANSWERED_WARNING_MS = 10_000;
 /** A drop reason reaching this count gets one log line (a few drops are normal; many are a fault). */
 export const DROP_LOG_THRESHOLD = 100;
 const BRIDGE_VIEW_CACHE_MS = 1000;
+/**
+ * Peer names converted to and from their 48-bit numbers, remembered: every frame needs two each
+ * way (string parsing and formatting, ~0.5 us each). Bounded, since numbers come off the network;
+ * a mesh has far fewer peers than this.
+ */
+const PEER_NAME_CACHE_SIZE = 4096;
 /** Host ends of pod veths made by the CNI plugin: `weave reset` removes them with the bridge. */
 const POD_VETH_PREFIX = 'vethwepl';
 
@@ -107,6 +113,8 @@ export class DataPlane implements Overlay {
   private readonly reassembler = new Reassembler();
   private readonly links = new Map<PeerName, Link>();
   private readonly byUid = new Map<bigint, Link>();
+  private readonly peerNumbers = new Map<PeerName, number>();
+  private readonly peerNames = new Map<number, PeerName>();
   private readonly stride: number;
   private bridge: HostBridge;
   private fastPath?: FastPath;
@@ -345,7 +353,7 @@ export class DataPlane implements Overlay {
   private send(link: Link, kind: MessageKind, body: Uint8Array, vnetHdr: boolean, src: PeerName = this.options.self, dst: PeerName = link.info.peer): void {
     let buffers: Buffer[];
     try {
-      buffers = link.out.pack({ kind, srcPeer: peerNameToNumber(src), dstPeer: peerNameToNumber(dst), vnetHdr, body });
+      buffers = link.out.pack({ kind, srcPeer: this.peerNumber(src), dstPeer: this.peerNumber(dst), vnetHdr, body });
     } catch (err) {
       this.drop('cannot-pack');
       this.log.warn({ peer: link.info.peer, err: (err as Error).message }, 'cannot send on the sleeve');
@@ -398,7 +406,7 @@ export class DataPlane implements Overlay {
         if (!link.established) this.setEstablished(link, true, 'heartbeat answered');
         return;
       case MessageKind.Frame:
-        this.onFrame(link, m.body, m.vnetHdr, peerNameFromNumber(m.srcPeer), peerNameFromNumber(m.dstPeer), now);
+        this.onFrame(link, m.body, m.vnetHdr, this.peerName(m.srcPeer), this.peerName(m.dstPeer), now);
         return;
     }
   }
@@ -506,6 +514,26 @@ export class DataPlane implements Overlay {
       if (e.kind === 'remote-mac' || e.kind === 'local-mac-moved') macsMoved = true;
     }
     if (macsMoved) this.fastPath?.macsChanged();
+  }
+
+  private peerNumber(name: PeerName): number {
+    let n = this.peerNumbers.get(name);
+    if (n === undefined) {
+      if (this.peerNumbers.size >= PEER_NAME_CACHE_SIZE) this.peerNumbers.clear();
+      n = peerNameToNumber(name);
+      this.peerNumbers.set(name, n);
+    }
+    return n;
+  }
+
+  private peerName(n: number): PeerName {
+    let name = this.peerNames.get(n);
+    if (name === undefined) {
+      if (this.peerNames.size >= PEER_NAME_CACHE_SIZE) this.peerNames.clear();
+      name = peerNameFromNumber(n);
+      this.peerNames.set(n, name);
+    }
+    return name;
   }
 
   private drop(reason: string): void {
