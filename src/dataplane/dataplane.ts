@@ -39,6 +39,7 @@ import { FrameOpener, FrameSealer, deriveFrameKeys } from './sleeve/frame-crypto
 import { formatCidr, type Cidr } from '../net/ipv4.js';
 import { FastPath } from './fastdp/fast-path.js';
 import { vxlanFits, VXLAN_OVERHEAD } from './fastdp/vxlan-plan.js';
+import { LRUCache } from 'lru-cache';
 
 export const BRIDGE_NAME = 'weave';
 export const TAP_NAME = 'vethwe-tap';
@@ -55,8 +56,8 @@ export const DROP_LOG_THRESHOLD = 100;
 const BRIDGE_VIEW_CACHE_MS = 1000;
 /**
  * Peer names converted to and from their 48-bit numbers, remembered: every frame needs two each
- * way (string parsing and formatting, ~0.5 us each). Bounded, since numbers come off the network;
- * a mesh has far fewer peers than this.
+ * way (string parsing and formatting, ~0.5 us each). Bounded (LRU), since numbers come off the
+ * network; a mesh has far fewer peers than this.
  */
 const PEER_NAME_CACHE_SIZE = 4096;
 /** Host ends of pod veths made by the CNI plugin: `weave reset` removes them with the bridge. */
@@ -113,8 +114,8 @@ export class DataPlane implements Overlay {
   private readonly reassembler = new Reassembler();
   private readonly links = new Map<PeerName, Link>();
   private readonly byUid = new Map<bigint, Link>();
-  private readonly peerNumbers = new Map<PeerName, number>();
-  private readonly peerNames = new Map<number, PeerName>();
+  private readonly peerNumbers = new LRUCache<PeerName, number>({ max: PEER_NAME_CACHE_SIZE });
+  private readonly peerNames = new LRUCache<number, PeerName>({ max: PEER_NAME_CACHE_SIZE });
   private readonly stride: number;
   private bridge: HostBridge;
   private fastPath?: FastPath;
@@ -517,23 +518,11 @@ export class DataPlane implements Overlay {
   }
 
   private peerNumber(name: PeerName): number {
-    let n = this.peerNumbers.get(name);
-    if (n === undefined) {
-      if (this.peerNumbers.size >= PEER_NAME_CACHE_SIZE) this.peerNumbers.clear();
-      n = peerNameToNumber(name);
-      this.peerNumbers.set(name, n);
-    }
-    return n;
+    return remembered(this.peerNumbers, name, peerNameToNumber);
   }
 
   private peerName(n: number): PeerName {
-    let name = this.peerNames.get(n);
-    if (name === undefined) {
-      if (this.peerNames.size >= PEER_NAME_CACHE_SIZE) this.peerNames.clear();
-      name = peerNameFromNumber(n);
-      this.peerNames.set(n, name);
-    }
-    return name;
+    return remembered(this.peerNames, n, peerNameFromNumber);
   }
 
   private drop(reason: string): void {
@@ -567,4 +556,14 @@ export class DataPlane implements Overlay {
       this.log.warn({ from: `${rinfo.address}:${rinfo.port}`, reason, total: this.stats.malformed }, `dropped malformed sleeve datagrams (${this.stats.malformed} so far)`);
     }
   }
+}
+
+/** `cache`'s value for `key`, computed and kept the first time. */
+function remembered<K extends {}, V extends {}>(cache: LRUCache<K, V>, key: K, compute: (key: K) => V): V {
+  let value = cache.get(key);
+  if (value === undefined) {
+    value = compute(key);
+    cache.set(key, value);
+  }
+  return value;
 }
