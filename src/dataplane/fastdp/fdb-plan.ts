@@ -13,6 +13,7 @@
 // VXLAN device; those frames reach the TAP and the forwarder floods them over the sleeve as before.
 import type { PeerName } from '../../net/peer-name.js';
 import { formatMac, isGroupMac, parseMac, type Mac } from '../forwarder/mac.js';
+import { jsonObjects } from '../host/iproute-json.js';
 
 export interface FdbPeer {
   /** The peer's underlay address: where its VXLAN packets go. */
@@ -56,19 +57,8 @@ export interface FdbPlan {
  * one); on the TAP, static bridge entries only (dynamic ones are the bridge's learning).
  */
 export function parseFdb(json: string, vxlan: string, tap: string): FdbEntry[] {
-  const text = json.trim();
-  if (text === '') return [];
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    throw new Error(`cannot parse bridge fdb output: ${text.slice(0, 200)}`);
-  }
-  if (!Array.isArray(parsed)) throw new Error('bridge fdb output is not a JSON array');
   const out: FdbEntry[] = [];
-  for (const raw of parsed as unknown[]) {
-    if (typeof raw !== 'object' || raw === null) continue;
-    const e = raw as Record<string, unknown>;
+  for (const e of jsonObjects(json, 'bridge fdb output')) {
     const dev = e['ifname'];
     if ((dev !== vxlan && dev !== tap) || typeof e['mac'] !== 'string') continue;
     const flags = Array.isArray(e['flags']) ? e['flags'] : [];

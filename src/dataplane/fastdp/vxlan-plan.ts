@@ -6,6 +6,8 @@
 //
 // The overlay MTU stays the pods' MTU (--mtu): the VXLAN packet adds 50 bytes to it on the
 // underlay, so fastdp needs mtu + 50 <= the underlay's MTU (VXLAN_OVERHEAD; see vxlanFits).
+import { asBool, asNumber, asString, jsonObjects, jsonRecord } from '../host/iproute-json.js';
+import type { Fix } from '../host/repair-plan.js';
 
 export const VXLAN_NAME = 'vxlan-6784';
 export const VXLAN_PORT = 6784;
@@ -47,48 +49,29 @@ export interface VxlanState {
 
 export type VxlanAction = { readonly tool: 'ip' | 'bridge'; readonly line: string };
 
-export interface VxlanFix {
-  readonly problem: string;
-  readonly actions: readonly VxlanAction[];
-}
-
-function rec(v: unknown): Record<string, unknown> | undefined {
-  return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
-}
-
-const bool = (v: unknown): boolean | undefined => (typeof v === 'boolean' ? v : undefined);
-const num = (v: unknown): number | undefined => (typeof v === 'number' ? v : undefined);
-const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+export type VxlanFix = Fix<VxlanAction>;
 
 /** Reads `ip -d -j link show dev NAME` output ('' when the device does not exist). */
 export function parseVxlanProbe(text: string): VxlanState | undefined {
-  const trimmed = text.trim();
-  if (trimmed === '') return undefined;
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(trimmed);
-  } catch {
-    throw new Error(`cannot parse the VXLAN device: ${trimmed.slice(0, 200)}`);
-  }
-  const link = Array.isArray(parsed) ? rec(parsed[0]) : undefined;
+  const link = jsonObjects(text, 'the VXLAN device')[0];
   if (link === undefined) return undefined;
-  const info = rec(link['linkinfo']);
-  const data = rec(info?.['info_data']);
-  const slave = rec(info?.['info_slave_data']);
+  const info = jsonRecord(link['linkinfo']);
+  const data = jsonRecord(info?.['info_data']);
+  const slave = jsonRecord(info?.['info_slave_data']);
   return {
-    kind: str(info?.['info_kind']) ?? 'device',
-    vni: num(data?.['id']),
-    port: num(data?.['port']),
-    local: str(data?.['local']),
-    learning: bool(data?.['learning']) ?? true,
-    df: str(data?.['df']),
-    mtu: num(link['mtu']) ?? 0,
-    master: str(link['master']),
+    kind: asString(info?.['info_kind']) ?? 'device',
+    vni: asNumber(data?.['id']),
+    port: asNumber(data?.['port']),
+    local: asString(data?.['local']),
+    learning: asBool(data?.['learning']) ?? true,
+    df: asString(data?.['df']),
+    mtu: asNumber(link['mtu']) ?? 0,
+    master: asString(link['master']),
     up: Array.isArray(link['flags']) && link['flags'].includes('UP'),
-    portLearning: bool(slave?.['learning']),
-    portFlood: bool(slave?.['flood']),
-    portMcastFlood: bool(slave?.['mcast_flood']),
-    portBcastFlood: bool(slave?.['bcast_flood']),
+    portLearning: asBool(slave?.['learning']),
+    portFlood: asBool(slave?.['flood']),
+    portMcastFlood: asBool(slave?.['mcast_flood']),
+    portBcastFlood: asBool(slave?.['bcast_flood']),
   };
 }
 

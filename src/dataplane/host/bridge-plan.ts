@@ -3,6 +3,7 @@
 // difference with the commands that fix it. The shell (bridge.ts) probes, plans and applies.
 import { parseIpv4WithPrefix, formatIpv4 } from '../../net/ipv4.js';
 import type { Fix as RepairFix, RepairPlan } from './repair-plan.js';
+import { jsonObjects, jsonRecord } from './iproute-json.js';
 
 export interface BridgeConfig {
   /** The bridge; `weave` unless given. */
@@ -122,21 +123,9 @@ export function bridgeProbeCommand(c: ResolvedBridgeConfig): string[] {
   return ['sh', '-c', script, 'sh', c.name, c.port ?? ''];
 }
 
-function record(v: unknown): Record<string, unknown> | undefined {
-  return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
-}
-
 /** The first object of an iproute2 JSON array, or undefined if the text holds none. */
 function firstJson(text: string, what: string): Record<string, unknown> | undefined {
-  const trimmed = text.trim();
-  if (trimmed === '') return undefined;
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(trimmed);
-  } catch {
-    throw new Error(`cannot parse ${what}: ${trimmed.slice(0, 200)}`);
-  }
-  return Array.isArray(parsed) ? record(parsed[0]) : undefined;
+  return jsonObjects(text, what)[0];
 }
 
 function flagsUp(link: Record<string, unknown>): boolean {
@@ -151,8 +140,8 @@ export function parseBridgeProbe(output: string): HostState {
   let bridge: BridgeLinkState | undefined;
   const b = firstJson(addrText, 'the bridge');
   if (b !== undefined) {
-    const info = record(b['linkinfo']);
-    const addrs = Array.isArray(b['addr_info']) ? b['addr_info'].map(record) : [];
+    const info = jsonRecord(b['linkinfo']);
+    const addrs = Array.isArray(b['addr_info']) ? b['addr_info'].map(jsonRecord) : [];
     bridge = {
       kind: typeof info?.['info_kind'] === 'string' ? info['info_kind'] : 'device',
       up: flagsUp(b),
@@ -172,7 +161,7 @@ export function parseBridgeProbe(output: string): HostState {
   const p = firstJson(portText, 'the port');
   if (p !== undefined) {
     const qdiscs = qdiscText.trim() === '' ? [] : (JSON.parse(qdiscText) as unknown);
-    const root = Array.isArray(qdiscs) ? qdiscs.map(record).find((q) => q?.['root'] === true) : undefined;
+    const root = Array.isArray(qdiscs) ? qdiscs.map(jsonRecord).find((q) => q?.['root'] === true) : undefined;
     port = {
       master: typeof p['master'] === 'string' ? p['master'] : undefined,
       up: flagsUp(p),

@@ -7,6 +7,7 @@
 // with no actions is what CHECK calls healthy.
 import { parseIpv4WithPrefix, formatIpv4, parseIpv4 } from '../../net/ipv4.js';
 import type { Fix, RepairPlan } from './repair-plan.js';
+import { jsonObjects, jsonRecord } from './iproute-json.js';
 
 /** Host-side name prefix, as Weave's: IFNAMSIZ 16 − 1 − len("vethwepl") leaves 7 characters of the id. */
 export const HOST_VETH_PREFIX = 'vethwepl';
@@ -85,27 +86,10 @@ export interface PodNetnsState {
   readonly defaultRoute: { readonly gateway: string | undefined; readonly dev: string | undefined } | undefined;
 }
 
-function record(v: unknown): Record<string, unknown> | undefined {
-  return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
-}
-
-function jsonArray(text: string, what: string): Record<string, unknown>[] {
-  const trimmed = text.trim();
-  if (trimmed === '') return [];
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(trimmed);
-  } catch {
-    throw new Error(`cannot parse ${what}: ${trimmed.slice(0, 200)}`);
-  }
-  if (!Array.isArray(parsed)) throw new Error(`cannot parse ${what}: not a JSON array`);
-  return parsed.flatMap((x: unknown) => { const r = record(x); return r === undefined ? [] : [r]; });
-}
-
 function parseLink(o: Record<string, unknown>): LinkState {
-  const info = record(o['linkinfo']);
-  const slave = record(info?.['info_slave_data']);
-  const addrs = Array.isArray(o['addr_info']) ? o['addr_info'].map(record) : [];
+  const info = jsonRecord(o['linkinfo']);
+  const slave = jsonRecord(info?.['info_slave_data']);
+  const addrs = Array.isArray(o['addr_info']) ? o['addr_info'].map(jsonRecord) : [];
   return {
     name: typeof o['ifname'] === 'string' ? o['ifname'] : '',
     ifindex: typeof o['ifindex'] === 'number' ? o['ifindex'] : 0,
@@ -125,7 +109,7 @@ function parseLink(o: Record<string, unknown>): LinkState {
 
 /** The output of `ip -d -j link show dev NAME` (or addr show): the first link, if any. */
 export function parseLinkJson(text: string): LinkState | undefined {
-  const first = jsonArray(text, 'the link')[0];
+  const first = jsonObjects(text, 'the link')[0];
   return first === undefined ? undefined : parseLink(first);
 }
 
@@ -138,8 +122,8 @@ export const POD_PROBE_SCRIPT = `ip -d -j addr show && echo ${POD_PROBE_MARK} &&
 export function parsePodProbe(output: string): PodNetnsState {
   const parts = output.split(`${POD_PROBE_MARK}\n`);
   if (parts.length !== 2) throw new Error(`pod probe printed ${parts.length} sections, want 2`);
-  const links = jsonArray(parts[0]!, "the pod's links").map(parseLink);
-  const route = jsonArray(parts[1]!, "the pod's default route")[0];
+  const links = jsonObjects(parts[0]!, "the pod's links").map(parseLink);
+  const route = jsonObjects(parts[1]!, "the pod's default route")[0];
   return {
     links,
     defaultRoute: route === undefined ? undefined : {
