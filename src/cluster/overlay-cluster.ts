@@ -12,10 +12,9 @@ import type { NsProcess } from './ns-process.js';
 import { sweep } from './netns.js';
 import { kubeconfigFor } from './fake-kube-api.js';
 import { waitFor } from './wait-for.js';
+import { runCniPlugin, WEAVE_NET_EXECUTABLE } from './cni-exec.js';
 
 const WEAVER = fileURLToPath(new URL('../daemon/main.js', import.meta.url));
-/** The CNI plugin as installed on a host: the single executable built into dist/bin. */
-const WEAVE_NET = fileURLToPath(new URL('../../bin/weave-net', import.meta.url));
 const WEAVE_CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 const HTTP_CALL = fileURLToPath(new URL('./http-call.js', import.meta.url));
 const LAUNCH = fileURLToPath(new URL('../k8s/launch.js', import.meta.url));
@@ -173,13 +172,11 @@ export class OverlayCluster {
     const pod = await this.cluster.addPodNamespace(node, name);
     // A runtime's container ids are 64 hex digits; this one is stable for the pod's namespace.
     const containerId = createHash('sha256').update(pod.ns).digest('hex');
-    const r = await node.exec([WEAVE_NET], {
-      input: JSON.stringify({ cniVersion: '1.0.0', name: 'weave', type: 'weave-net', socket: this.socketPath(node) }),
-      env: { CNI_COMMAND: 'ADD', CNI_CONTAINERID: containerId, CNI_NETNS: `/run/netns/${pod.ns}`, CNI_IFNAME: 'eth0', CNI_PATH: dirname(WEAVE_NET) },
-      timeoutMs: 30_000,
-    });
+    const r = await runCniPlugin(node.ns,
+      { CNI_COMMAND: 'ADD', CNI_CONTAINERID: containerId, CNI_NETNS: `/run/netns/${pod.ns}`, CNI_IFNAME: 'eth0', CNI_PATH: dirname(WEAVE_NET_EXECUTABLE) },
+      JSON.stringify({ cniVersion: '1.0.0', name: 'weave', type: 'weave-net', socket: this.socketPath(node) }));
     if (r.code !== 0) throw new Error(`CNI ADD of pod ${name} on ${node.name} failed: ${r.stdout.trim() || r.stderr.trim()}`);
-    const result = JSON.parse(r.stdout) as { ips: { address: string }[]; interfaces: { mac: string }[] };
+    const result = JSON.parse(r.stdout) as { ips: { address: string }[] };
     return { pod, containerId, address: result.ips[0]!.address.split('/')[0]!, cidr: result.ips[0]!.address };
   }
 

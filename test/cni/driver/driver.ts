@@ -8,34 +8,18 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { exec, type Netns } from '../../../src/cluster/exec.js';
+import { runCniPlugin, WEAVE_NET_EXECUTABLE } from '../../../src/cluster/cni-exec.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** The self-contained executable (scripts/build-cni.mjs). */
-export const PLUGIN_SEA = join(here, '..', '..', '..', 'bin', 'weave-net');
+export const PLUGIN_SEA = WEAVE_NET_EXECUTABLE;
 /** The same plugin as compiled JavaScript, run by node. */
 export const PLUGIN_JS = join(here, '..', '..', '..', 'src', 'cni', 'main.js');
 /** The driver's Go source, in the repository (dist/test/cni/driver -> test/cni/driver). */
 const DRIVER_SRC = join(here, '..', '..', '..', '..', 'test', 'cni', 'driver');
 
-export interface PluginRun {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-  /** stdout parsed, when it is JSON. */
-  readonly json: Record<string, unknown> | undefined;
-}
-
-/** Runs a plugin in `ns` with exactly `env` (nothing inherited: no PATH either) and `stdin`. */
-export async function runPlugin(ns: Netns, env: Readonly<Record<string, string>>, stdin: string, argv: readonly string[] = [PLUGIN_SEA]): Promise<PluginRun> {
-  const r = await exec(ns, ['env', '-i', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), ...argv], { input: stdin, timeoutMs: 60_000 });
-  let json: Record<string, unknown> | undefined;
-  try {
-    json = JSON.parse(r.stdout) as Record<string, unknown>;
-  } catch {
-    json = undefined;
-  }
-  return { code: r.code, stdout: r.stdout, stderr: r.stderr, json };
-}
+/** Runs a plugin in `ns` as a runtime does (see src/cluster/cni-exec.ts). */
+export const runPlugin = runCniPlugin;
 
 interface Teardown {
   teardown(fn: () => unknown): void;
