@@ -11,6 +11,10 @@
 //   2. the chunk's connection UID picks the InboundLink, which reassembles, opens and checks replay;
 //   3. heartbeats are answered; frames go to the forwarder, which injects them into the TAP and/or
 //      relays them toward their destination peer.
+// The common case of the first list, a unicast from one of our MACs to a MAC at a peer whose
+// link is established, never reaches this thread: the TAP reader Worker decides, packs and sends it
+// itself (sender/), from a snapshot of the forwarder's state this thread posts when it changes.
+// Both threads number a link's messages from one shared counter (sleeve/sequence-counter.ts).
 // With the fast path (fastdp/), frames to MACs at peers whose connection is on fastdp never reach
 // the TAP: the bridge sends them into vxlan-6784. Only the fast path's heartbeats, addressed to
 // our heartbeat MAC, are taken out of the captured frames before the forwarder sees them.
@@ -36,6 +40,9 @@ import { InboundLink } from './sleeve/inbound.js';
 import { Reassembler } from './sleeve/reassembler.js';
 import { gsoSplit, GsoSplitError } from './sleeve/gso-split.js';
 import { FrameOpener, FrameSealer, deriveFrameKeys } from './sleeve/frame-crypto.js';
+import { SequenceCounter } from './sleeve/sequence-counter.js';
+import { planSnapshot, snapshotSignature, type LinkView } from './sender/snapshot.js';
+import type { SenderNote } from './sender/worker-sender.js';
 import { formatCidr, type Cidr } from '../net/ipv4.js';
 import { FastPath } from './fastdp/fast-path.js';
 import { vxlanFits, VXLAN_OVERHEAD } from './fastdp/vxlan-plan.js';
@@ -54,6 +61,11 @@ const UNANSWERED_WARNING_MS = 10_000;
 /** A drop reason reaching this count gets one log line (a few drops are normal; many are a fault). */
 export const DROP_LOG_THRESHOLD = 100;
 const BRIDGE_VIEW_CACHE_MS = 1000;
+/**
+ * The Worker's snapshot is replanned on every change, and at least this often, so that MAC
+ * entries that expired on this thread stop being sent to by the Worker too.
+ */
+const SNAPSHOT_REFRESH_MS = 1000;
 /**
  * Peer names converted to and from their 48-bit numbers, remembered: every frame needs two each
  * way (string parsing and formatting, ~0.5 us each). Bounded (LRU), since numbers come off the
@@ -92,6 +104,8 @@ export interface DataPlaneOptions {
 
 interface Link {
   readonly info: PeerLink;
+  /** What the TAP reader Worker needs to send on this link too. */
+  readonly view: LinkView['link'];
   readonly out: OutboundLink;
   readonly in: InboundLink;
   established: boolean;
@@ -120,6 +134,9 @@ export class DataPlane implements Overlay {
   private bridge: HostBridge;
   private fastPath?: FastPath;
   private repairTimer?: NodeJS.Timeout;
+  private snapshotTimer?: NodeJS.Timeout;
+  private snapshotPending = false;
+  private snapshotSent = '';
   private stopped = false;
   /** Told when a link becomes established or stops being so. */
   onLinkState?: (peer: PeerName, state: LinkState) => void;
@@ -140,16 +157,17 @@ export class DataPlane implements Overlay {
   /** Creates the TAP, the bridge, the rules and the sleeve socket. Rejects with a clear message. */
   static async start(options: DataPlaneOptions): Promise<DataPlane> {
     const offloads = options.offloads ?? true;
-    const tap = await TapDevice.open({ name: TAP_NAME, vnetHdr: offloads, offloads });
-    let udp;
+    const udp = await createOffloadUdpSocket({
+      address: options.host || '0.0.0.0', port: options.port, gro: true, dontFragment: true,
+      segmentSize: chunkStride(options.underlayMtu),
+      recvBufferSize: SOCKET_BUFFER_BYTES, sendBufferSize: SOCKET_BUFFER_BYTES,
+    });
+    let tap;
     try {
-      udp = await createOffloadUdpSocket({
-        address: options.host || '0.0.0.0', port: options.port, gro: true, dontFragment: true,
-        segmentSize: chunkStride(options.underlayMtu),
-        recvBufferSize: SOCKET_BUFFER_BYTES, sendBufferSize: SOCKET_BUFFER_BYTES,
-      });
+      // The reader sends the common frames itself on the sleeve socket (stop() closes it after the TAP).
+      tap = await TapDevice.open({ name: TAP_NAME, vnetHdr: offloads, offloads, sender: { udpFd: udp.fd } });
     } catch (err) {
-      await tap.close();
+      udp.socket.close();
       throw err;
     }
     const iptables = await HostIptables.create(localRunner(), { range: formatCidr(options.range), bridge: BRIDGE_NAME }, options.iptablesBackend);
@@ -158,6 +176,9 @@ export class DataPlane implements Overlay {
     if (options.fastdp === true) await dp.startFastPath();
     tap.onError((err) => dp.log.error({ err }, 'TAP reader failed'));
     tap.onFrames((packet) => dp.onCaptured(packet));
+    tap.onSenderNote((note) => dp.onSenderNote(note));
+    dp.snapshotTimer = setInterval(() => dp.publishSnapshot(), SNAPSHOT_REFRESH_MS);
+    dp.snapshotTimer.unref();
     udp.socket.on('message', (msg, rinfo) => dp.onDatagram(msg, rinfo));
     udp.socket.on('error', (err) => dp.log.error({ err }, 'sleeve socket error'));
     dp.repairTimer = setInterval(() => void dp.repair('periodic check'), REPAIR_INTERVAL_MS);
@@ -239,7 +260,17 @@ export class DataPlane implements Overlay {
 
   /** For the metrics endpoint. */
   counters(): { stats: Readonly<Record<string, number>>; drops: ReadonlyMap<string, number> } {
-    return { stats: this.stats, drops: this.drops };
+    // This thread's counts plus the TAP reader's, which sends most unicast frames itself.
+    const worker = this.tap.senderCounters();
+    if (worker === undefined) return { stats: this.stats, drops: this.drops };
+    const stats: Record<string, number> = { ...this.stats };
+    for (const [k, v] of Object.entries(worker.stats)) stats[k] = (stats[k] ?? 0) + v;
+    const drops = new Map(this.drops);
+    for (const [reason, n] of worker.drops) {
+      drops.set(reason, (drops.get(reason) ?? 0) + n);
+      stats['dropped'] = (stats['dropped'] ?? 0) + n;
+    }
+    return { stats, drops };
   }
 
   /** The bridge's own address from IPAM (weave:expose): the pods' gateway. */
@@ -250,6 +281,7 @@ export class DataPlane implements Overlay {
 
   setRoutes(routes: Routes): void {
     this.forwarder.setRoutes(routes);
+    this.scheduleSnapshot();
   }
 
   /** A mesh connection is up: start heartbeats on the sleeve. */
@@ -257,14 +289,22 @@ export class DataPlane implements Overlay {
     this.connectionDown(info.peer);
     let sealer: FrameSealer | undefined;
     let opener: FrameOpener | undefined;
+    let sendKey: Uint8Array | undefined;
+    // One counter for this thread and the TAP reader, which sends on the link too.
+    const sequence = SequenceCounter.create();
     if (info.sessionKey) {
       const keys = deriveFrameKeys(info.sessionKey, info.connectionUid, info.weDialled);
-      sealer = new FrameSealer(keys.send, info.weDialled);
+      sendKey = keys.send;
+      sealer = new FrameSealer(keys.send, info.weDialled, { sequence });
       opener = new FrameOpener(keys.receive, !info.weDialled);
     }
     const link: Link = {
       info,
-      out: new OutboundLink({ connectionUid: info.connectionUid, weDialled: info.weDialled, stride: this.stride, ...(sealer ? { sealer } : {}) }),
+      view: {
+        key: info.connectionUid.toString(), connectionUid: info.connectionUid, weDialled: info.weDialled, stride: this.stride,
+        remoteIp: info.remoteIp, remotePort: info.remotePort, sequence: sequence.buffer, ...(sendKey ? { sendKey } : {}),
+      },
+      out: new OutboundLink({ connectionUid: info.connectionUid, weDialled: info.weDialled, stride: this.stride, ...(sealer ? { sealer } : { sequence }) }),
       in: new InboundLink({ connectionUid: info.connectionUid, weDialled: info.weDialled, reassembler: this.reassembler, ...(opener ? { opener } : {}) }),
       established: false,
       lastHeard: this.now(),
@@ -289,16 +329,19 @@ export class DataPlane implements Overlay {
     this.fastPath?.peerDown(peer);
     const gone = this.forwarder.peerGone(peer);
     if (gone > 0) this.log.debug({ peer, macs: gone }, 'forgot the MACs of a peer');
+    this.publishSnapshot(); // at once: the Worker must stop sending on this link
   }
 
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
     clearInterval(this.repairTimer);
+    clearInterval(this.snapshotTimer);
     for (const peer of [...this.links.keys()]) this.connectionDown(peer);
     await this.fastPath?.stop();
-    this.socket.close();
+    // The TAP reader sends on the socket's fd: it must have stopped before the fd is closed.
     await this.tap.close();
+    this.socket.close();
   }
 
   /** Keeps bridge and rules as configured; logs what had to be fixed. */
@@ -492,6 +535,8 @@ export class DataPlane implements Overlay {
 
   private setEstablished(link: Link, established: boolean, reason: string): void {
     link.established = established;
+    if (established) this.scheduleSnapshot();
+    else this.publishSnapshot();
     const mtu = overlayMtu(this.options.underlayMtu, { encrypted: link.info.sessionKey !== undefined });
     this.log.info({ peer: link.info.peer, reason, mtu }, established ? `sleeve connection established (${reason}); mtu=${mtu}` : `sleeve connection lost: ${reason}`);
     this.reportLink(link, reason);
@@ -509,12 +554,63 @@ export class DataPlane implements Overlay {
   }
 
   private logEvents(events: readonly Parameters<typeof describeForwarderEvent>[0][]): void {
+    if (events.length > 0) this.scheduleSnapshot();
     let macsMoved = false;
     for (const e of events) {
       this.log.info({ event: e.kind }, describeForwarderEvent(e));
       if (e.kind === 'remote-mac' || e.kind === 'local-mac-moved') macsMoved = true;
     }
     if (macsMoved) this.fastPath?.macsChanged();
+  }
+
+  // ---- the TAP reader's send path ----
+
+  /** Replans the Worker's snapshot once this turn's changes are done. */
+  private scheduleSnapshot(): void {
+    if (this.snapshotPending || this.stopped) return;
+    this.snapshotPending = true;
+    setImmediate(() => {
+      this.snapshotPending = false;
+      this.publishSnapshot();
+    });
+  }
+
+  /** Plans what the TAP reader may send itself, and posts it if it changed. */
+  private publishSnapshot(): void {
+    if (this.stopped) return;
+    const now = this.now();
+    const links = new Map<PeerName, LinkView>();
+    for (const [peer, link] of this.links) links.set(peer, { established: link.established, link: link.view });
+    const snapshot = planSnapshot({
+      self: this.options.self,
+      macs: this.forwarder.macs.entries(now),
+      unicast: this.forwarder.routes.unicast,
+      links,
+      peerNumber: (p) => this.peerNumber(p),
+      reserved: (mac) => this.fastPath?.isHeartbeatFor(mac) === true,
+    });
+    const signature = snapshotSignature(snapshot);
+    if (signature === this.snapshotSent) return;
+    this.snapshotSent = signature;
+    this.tap.updateSender(snapshot);
+  }
+
+  private sendErrorsReported = new Set<string>();
+
+  private onSenderNote(note: SenderNote): void {
+    if (note.type === 'seen') {
+      // Frames from these MACs went out through the Worker: refresh them as if they had passed here.
+      const now = this.now();
+      for (const mac of note.macs) {
+        const learned = this.forwarder.macs.learnLocal(mac, now);
+        if (learned.kind === 'new') this.logEvents([{ kind: 'local-mac', mac }]);
+        else if (learned.kind === 'moved') this.logEvents([{ kind: 'local-mac-moved', mac, from: learned.from }]);
+      }
+      return;
+    }
+    if (this.sendErrorsReported.has(note.code)) return;
+    this.sendErrorsReported.add(note.code);
+    this.log.warn({ to: note.link, err: note.code }, `sleeve send failed in the TAP reader: ${note.code}; counted in the sleeve's send errors`);
   }
 
   private peerNumber(name: PeerName): number {

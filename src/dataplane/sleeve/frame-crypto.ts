@@ -13,11 +13,15 @@
 //      (MESSAGE_HEADER_LENGTH) as associated data. One seal per message, i.e. per GSO super-frame,
 //      before it is cut into chunks: the cost of a call (µs) is paid once per 64 KB.
 //   4. Key updates: AES-GCM must not seal unbounded data under one key (its confidentiality
-//      bound grows with the square of the blocks sealed). After KEY_UPDATE_AFTER_BLOCKS the
-//      sealer moves to the next key, HKDF of the current one, and flips the key-phase bit of the
-//      header; the opener, seeing the other phase on a newer sequence number, derives the same
-//      next key. No message is exchanged for it, each direction on its own; the old key opens
-//      late (reordered) messages until the next update, and is then forgotten.
+//      bound grows with the square of the blocks sealed). Every KEY_UPDATE_AFTER_MESSAGES
+//      messages (so that even messages of the largest size stay within KEY_UPDATE_AFTER_BLOCKS)
+//      the sealer moves to the next key, HKDF of the current one, and flips the key-phase bit of
+//      the header: the key epoch is floor(sequence / KEY_UPDATE_AFTER_MESSAGES), a function of
+//      the number alone, so threads sharing a direction's sequence counter (sequence-counter.ts)
+//      agree on the key of every number without sharing anything else. The opener, seeing the
+//      other phase on a newer sequence number, derives the same next key. No message is
+//      exchanged for it, each direction on its own; the old key opens late (reordered) messages
+//      until the next update, and is then forgotten.
 //   5. Limits: `needsRekey` turns true after REKEY_AFTER_MESSAGES; the sealer refuses past
 //      MAX_SEQUENCE (2^53 − 1) rather than ever reuse a nonce. A rekey is a new connection (fresh
 //      X25519 keys, new session key and connection uid), as the control plane already does.
@@ -34,7 +38,8 @@ import {
   type DecipherGCM,
   type KeyObject,
 } from 'node:crypto';
-import { AEAD_TAG_LENGTH, MAX_SEQUENCE } from './header.js';
+import { AEAD_TAG_LENGTH, MAX_MESSAGE_LENGTH, MAX_SEQUENCE } from './header.js';
+import { SequenceCounter } from './sequence-counter.js';
 
 export type FrameCipherName = 'chacha20-poly1305' | 'aes-256-gcm';
 
@@ -60,6 +65,13 @@ export const REKEY_AFTER_MESSAGES = 2 ** 48;
  * limits). At 5 Gbit/s that is a key update every 7 minutes, which costs one HKDF.
  */
 export const KEY_UPDATE_AFTER_BLOCKS = 2 ** 34;
+/** Cipher blocks one message can take at most: its sealed body (MAX_MESSAGE_LENGTH) plus one. */
+export const MAX_BLOCKS_PER_MESSAGE = Math.ceil(MAX_MESSAGE_LENGTH / 16) + 1;
+/**
+ * Messages sealed under one key: as many of the largest message as fit KEY_UPDATE_AFTER_BLOCKS
+ * (2,795,683; about 7 minutes at 5 Gbit/s of 64 KB messages, sooner for nothing smaller).
+ */
+export const KEY_UPDATE_AFTER_MESSAGES = Math.floor(KEY_UPDATE_AFTER_BLOCKS / MAX_BLOCKS_PER_MESSAGE);
 const KEY_UPDATE_INFO = 'weft sleeve v1 key update';
 
 const DIALLER_TO_LISTENER = 'dialler->listener';
@@ -98,8 +110,13 @@ export function deriveDirectionKey(sessionKey: Uint8Array, connectionUid: bigint
 export interface FrameCipherOptions {
   /** Default FRAME_CIPHER. */
   readonly cipher?: FrameCipherName;
-  /** Default KEY_UPDATE_AFTER_BLOCKS; small values are for tests. */
-  readonly keyUpdateAfterBlocks?: number;
+}
+
+export interface FrameSealerOptions extends FrameCipherOptions {
+  /** Default KEY_UPDATE_AFTER_MESSAGES; small values are for tests. Every sealer of a direction must use the same. */
+  readonly keyUpdateAfterMessages?: number;
+  /** The direction's sequence counter, when other threads seal for it too; a new one otherwise. */
+  readonly sequence?: SequenceCounter;
 }
 
 /** The key that follows `key`: HKDF-SHA256(key, no salt, "weft sleeve v1 key update"). */
@@ -110,63 +127,109 @@ export function nextKey(key: Uint8Array): Uint8Array {
 /** Seals the messages of one direction (ours). */
 export class FrameSealer {
   readonly cipher: FrameCipherName;
-  private readonly updateAfter: number;
+  /** Messages per key: epoch = floor(sequence / this). */
+  readonly keyUpdateAfterMessages: number;
+  /** The numbers this direction hands out; shared with every thread that seals for it. */
+  readonly sequence: SequenceCounter;
+  /** The key of epoch `epoch`; later epochs' keys are derived from it when first needed. */
   private key: Uint8Array;
   private keyObject: KeyObject;
   private epoch = 0;
-  private blocks = 0;
   private readonly nonce = Buffer.alloc(NONCE_LENGTH);
-  private next = 0;
 
-  /** `fromDialler`: this direction is the one sent by the side that dialled. */
+  /**
+   * `fromDialler`: this direction is the one sent by the side that dialled. `key` is the
+   * direction's first key (epoch 0) even when `sequence` has moved on: the sealer derives forward.
+   */
   constructor(
     key: Uint8Array,
     readonly fromDialler: boolean,
-    options: FrameCipherOptions = {},
+    options: FrameSealerOptions = {},
   ) {
     if (key.length !== FRAME_KEY_LENGTH) throw new RangeError(`frame key must be ${FRAME_KEY_LENGTH} bytes`);
     this.cipher = options.cipher ?? FRAME_CIPHER;
-    this.updateAfter = options.keyUpdateAfterBlocks ?? KEY_UPDATE_AFTER_BLOCKS;
+    this.keyUpdateAfterMessages = options.keyUpdateAfterMessages ?? KEY_UPDATE_AFTER_MESSAGES;
+    if (!Number.isSafeInteger(this.keyUpdateAfterMessages) || this.keyUpdateAfterMessages < 1) {
+      throw new RangeError(`keyUpdateAfterMessages ${this.keyUpdateAfterMessages}: want a positive integer`);
+    }
+    this.sequence = options.sequence ?? SequenceCounter.create();
     this.key = Uint8Array.from(key);
     this.keyObject = createSecretKey(this.key);
     this.nonce[0] = fromDialler ? NONCE_PREFIX_FROM_DIALLER : NONCE_PREFIX_FROM_LISTENER;
   }
 
-  /** The sequence number the next message must carry (it goes into the header, i.e. the AAD). */
+  /** The sequence number the next message would carry (another thread may take it first). */
   get nextSequence(): number {
-    return this.next;
+    return this.sequence.next;
   }
 
-  /** The key phase the next message must carry in its header (0 or 1). */
+  /** The key phase the next message would carry in its header (0 or 1). */
   get keyPhase(): number {
-    return this.epoch & 1;
+    return this.phaseOf(this.sequence.next);
   }
 
-  /** How many key updates this direction has made. */
+  /** How many key updates this direction has made (the epoch of the next message). */
   get keyEpoch(): number {
-    return this.epoch;
+    return this.epochOf(this.sequence.next);
   }
 
   get needsRekey(): boolean {
-    return this.next >= REKEY_AFTER_MESSAGES;
+    return this.sequence.next >= REKEY_AFTER_MESSAGES;
   }
 
   /** No sequence number is left: the connection must be remade before anything else is sent. */
   get exhausted(): boolean {
-    return this.next > MAX_SEQUENCE;
+    return this.sequence.next > MAX_SEQUENCE;
+  }
+
+  /** The key phase a message numbered `sequence` carries in its header. */
+  phaseOf(sequence: number): number {
+    return this.epochOf(sequence) & 1;
+  }
+
+  private epochOf(sequence: number): number {
+    return Math.floor(sequence / this.keyUpdateAfterMessages);
+  }
+
+  /**
+   * Takes the next sequence number for a message this thread will seal with sealTaken() (its
+   * header carries the number and phaseOf(number)). Throws a RangeError when exhausted.
+   */
+  take(): number {
+    return this.sequence.take();
   }
 
   /**
    * Seals a message whose header carries `sequence` and `keyPhase`, which must be nextSequence
    * and keyPhase: anything else (a number used twice, or skipped; the wrong phase) is a bug of
    * ours and throws a RangeError, as does sealing when exhausted. Returns the ciphertext and
-   * the tag as pieces, for layoutChunks to copy once.
+   * the tag as pieces, for layoutChunks to copy once. (For one thread; senders sharing the
+   * counter use take() and sealTaken().)
    */
   seal(sequence: number, keyPhase: number, aad: Uint8Array, plain: Uint8Array | readonly Uint8Array[]): Buffer[] {
     if (this.exhausted) throw new RangeError('frame sequence numbers exhausted: remake the connection for fresh keys');
-    if (sequence !== this.next) throw new RangeError(`sealing sequence ${sequence}, expected ${this.next}: a nonce is never reused or skipped`);
-    if (keyPhase !== this.keyPhase) throw new RangeError(`sealing with key phase ${keyPhase}, the key's is ${this.keyPhase}`);
-    this.next++;
+    if (keyPhase !== this.phaseOf(sequence)) throw new RangeError(`sealing sequence ${sequence} with key phase ${keyPhase}, its key's is ${this.phaseOf(sequence)}`);
+    if (!this.sequence.takeExactly(sequence)) {
+      throw new RangeError(`sealing sequence ${sequence}, expected ${this.nextSequence}: a nonce is never reused or skipped`);
+    }
+    return this.sealTaken(sequence, aad, plain);
+  }
+
+  /**
+   * Seals a message numbered `sequence`, a number this thread took with take(): the caller
+   * guarantees it is sealed once. The key is that of the number's epoch; one thread's numbers
+   * only grow, so its keys only move forward (an older epoch is a bug: RangeError).
+   */
+  sealTaken(sequence: number, aad: Uint8Array, plain: Uint8Array | readonly Uint8Array[]): Buffer[] {
+    const epoch = this.epochOf(sequence);
+    if (epoch < this.epoch) throw new RangeError(`sequence ${sequence} belongs to key epoch ${epoch}, this sealer is at ${this.epoch}`);
+    if (epoch > this.epoch) {
+      while (this.epoch < epoch) {
+        this.key = nextKey(this.key);
+        this.epoch++;
+      }
+      this.keyObject = createSecretKey(this.key);
+    }
     writeSequence(this.nonce, sequence);
     const c = newCipher(this.cipher, this.keyObject, this.nonce);
     let plainLength = 0;
@@ -177,20 +240,16 @@ export class FrameSealer {
     if (plain instanceof Uint8Array) out.push(c.update(plain));
     else for (const piece of plain) out.push(c.update(piece));
     out.push(c.final(), c.getAuthTag());
-    // Account after sealing, so that keyPhase stays what the caller put in this header.
-    this.blocks += Math.ceil(plainLength / 16) + 1;
-    if (this.blocks >= this.updateAfter) {
-      this.key = nextKey(this.key);
-      this.keyObject = createSecretKey(this.key);
-      this.epoch++;
-      this.blocks = 0;
-    }
     return out;
   }
 
-  /** Test hook: continue as if `n` messages had been sealed. */
+  /**
+   * Test hook: continue as if `n` messages had been sealed. The current key is taken to be that
+   * of n's epoch (the keys in between are not derived), so tests can reach far numbers quickly.
+   */
   skipTo(n: number): void {
-    this.next = n;
+    this.sequence.skipTo(n);
+    this.epoch = this.epochOf(n);
   }
 }
 

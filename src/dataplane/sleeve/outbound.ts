@@ -10,6 +10,7 @@
 //      UDP_SEGMENT = stride (or, without it, one send per `stride` bytes).
 import { chunkCountFor, chunkPayloadSize, layoutChunks, MAX_UDP_PAYLOAD } from './chunker.js';
 import type { FrameSealer } from './frame-crypto.js';
+import { SequenceCounter } from './sequence-counter.js';
 import { AEAD_TAG_LENGTH, MAX_CHUNKS, MAX_MESSAGE_LENGTH, MAX_SEQUENCE, messageHeaderBytes, type MessageHeader, type MessageKind } from './header.js';
 
 export interface OutboundOptions {
@@ -23,6 +24,11 @@ export interface OutboundOptions {
   readonly sealer?: FrameSealer;
   /** Bytes per send (default 65507, the largest UDP payload). */
   readonly maxSendBytes?: number;
+  /**
+   * The sequence counter of a plain connection, when another thread sends on it too (an
+   * encrypted connection's is its sealer's). A new one otherwise.
+   */
+  readonly sequence?: SequenceCounter;
 }
 
 export interface OutboundMessage {
@@ -47,7 +53,8 @@ export class OutboundLink {
   private readonly sealer: FrameSealer | undefined;
   private readonly maxSendBytes: number;
   private currentStride: number;
-  private plainNext = 0;
+  /** Where message numbers come from: the sealer's counter when encrypted. */
+  readonly sequence: SequenceCounter;
 
   constructor(options: OutboundOptions) {
     if (options.sealer && options.sealer.fromDialler !== options.weDialled) {
@@ -57,6 +64,10 @@ export class OutboundLink {
     this.weDialled = options.weDialled;
     this.sealer = options.sealer;
     this.maxSendBytes = options.maxSendBytes ?? MAX_UDP_PAYLOAD;
+    if (options.sealer && options.sequence && options.sequence !== options.sealer.sequence) {
+      throw new RangeError('an encrypted link numbers with its sealer\'s counter');
+    }
+    this.sequence = options.sealer?.sequence ?? options.sequence ?? SequenceCounter.create();
     chunkCountFor(0, options.stride); // validates the stride
     this.currentStride = options.stride;
   }
@@ -92,7 +103,7 @@ export class OutboundLink {
   }
 
   get nextSequence(): number {
-    return this.sealer ? this.sealer.nextSequence : this.plainNext;
+    return this.sequence.next;
   }
 
   /**
@@ -107,28 +118,34 @@ export class OutboundLink {
     for (const p of pieces) plainLength += p.length;
     const maxBody = this.maxBodyAt(stride);
     if (plainLength > maxBody) throw new RangeError(`message body of ${plainLength} bytes: at most ${maxBody} at stride ${stride}`);
-    // 1. number
-    const sequence = this.nextSequence;
-    if (sequence > MAX_SEQUENCE) throw new RangeError('sequence numbers exhausted: remake the connection');
-    // 2. header
+    // Checked before a number is taken: a refused message spends none.
+    checkPeerNumber(message.srcPeer, 'source peer');
+    checkPeerNumber(message.dstPeer, 'destination peer');
     const sealedLength = plainLength + (this.sealer ? AEAD_TAG_LENGTH : 0);
+    const chunkCount = chunkCountFor(sealedLength, stride);
+    // 1. number: taken atomically, so another thread sending on this link never gets it too
+    const sequence = this.sealer ? this.sealer.take() : this.sequence.take();
+    // 2. header
     const header: MessageHeader = {
       kind: message.kind,
       vnetHdr: message.vnetHdr,
       sealed: this.sealer !== undefined,
       fromDialler: this.weDialled,
-      keyPhase: this.sealer ? this.sealer.keyPhase : 0,
+      keyPhase: this.sealer ? this.sealer.phaseOf(sequence) : 0,
       srcPeer: message.srcPeer,
       dstPeer: message.dstPeer,
       connectionUid: this.connectionUid,
       sequence,
-      chunkCount: chunkCountFor(sealedLength, stride),
+      chunkCount,
     };
-    // 3. seal (messageHeaderBytes checks our header before a sequence number is spent)
-    const body = this.sealer ? this.sealer.seal(sequence, header.keyPhase, messageHeaderBytes(header), pieces) : pieces;
+    // 3. seal
+    const body = this.sealer ? this.sealer.sealTaken(sequence, messageHeaderBytes(header), pieces) : pieces;
     // 4. chunks
     const sends = layoutChunks(header, body, stride, this.maxSendBytes);
-    if (!this.sealer) this.plainNext++;
     return sends;
   }
+}
+
+function checkPeerNumber(n: number, what: string): void {
+  if (!Number.isInteger(n) || n < 0 || n >= 2 ** 48) throw new RangeError(`${what} ${n}: not a 48-bit peer number`);
 }

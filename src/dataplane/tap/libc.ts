@@ -24,6 +24,7 @@ const c = {
   eventfd: libc.func('int eventfd(unsigned int initval, int flags)'),
   socket: libc.func('int socket(int domain, int type, int protocol)'),
   bind: libc.func('int bind(int fd, const void *addr, unsigned int addrlen)'),
+  sendto: libc.func('long sendto(int fd, const void *buf, unsigned long len, int flags, const void *addr, unsigned int addrlen)'),
   setsockopt: libc.func('int setsockopt(int fd, int level, int name, const void *value, unsigned int len)'),
   getsockopt: libc.func('int getsockopt(int fd, int level, int name, void *value, void *len)'),
   inetPton: libc.func('int inet_pton(int af, const char *src, void *dst)'),
@@ -82,6 +83,8 @@ export const EINTR = 4;
 export const EAGAIN = 11;
 /** No buffer space: a full queue, counted as a drop. */
 export const ENOBUFS = 105;
+/** A datagram larger than the socket (or, with DF, the path) allows. */
+export const EMSGSIZE = 90;
 
 // --- flags (Linux, x86_64 and arm64 share these values) ---
 
@@ -119,6 +122,12 @@ export function readFd(fd: number, buf: Uint8Array, length: number = buf.byteLen
 /** write(2) of `buf[0, length)`: the byte count written, or -errno. */
 export function writeFd(fd: number, buf: Uint8Array, length: number = buf.byteLength): number {
   const n = int(c.write(fd, buf, length));
+  return n < 0 ? -lastErrno() : n;
+}
+
+/** sendto(2) of `buf[0, length)` to `sockaddr` (see encodeSockaddr): the byte count sent, or -errno. */
+export function sendToFd(fd: number, buf: Uint8Array, length: number, sockaddr: Uint8Array): number {
+  const n = int(c.sendto(fd, buf, length, 0, sockaddr, sockaddr.byteLength));
   return n < 0 ? -lastErrno() : n;
 }
 

@@ -9,13 +9,16 @@
 //   tap.onFrames((packet) => forward(packet));     // packet: [virtio_net_hdr][Ethernet frame]
 //   tap.write(packetFromPeer);                       // same layout; false if dropped
 //   await tap.close();                               // stops the reader, deletes the device
-import { Worker } from 'node:worker_threads';
+import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { FrameRing, FrameRingConsumer, DEFAULT_SLOTS } from './frame-ring.js';
 import { closeFd, createEventFd, errnoName, signalEventFd, writeFd, EAGAIN, ENOBUFS } from './libc.js';
 import { openTapFd, VNET_HDR_SIZE } from './tun-ioctl.js';
 import { withNetworkNamespace } from './netns-enter.js';
 import { formatVirtioNetHdr, VIRTIO_NET_HDR_NONE, type VirtioNetHdr } from './virtio-net-hdr.js';
 import type { TapReaderData, TapReaderMessage } from './tap-reader.worker.js';
+import { SenderControl, type SenderCounterValues } from '../sender/counters.js';
+import type { SenderNote, SnapshotMessage } from '../sender/worker-sender.js';
+import type { SenderSnapshot } from '../sender/snapshot.js';
 
 const READER_URL = new URL('./tap-reader.worker.js', import.meta.url);
 
@@ -44,6 +47,11 @@ export interface TapDeviceOptions {
   readonly ringSlots?: number;
   /** How long the reader waits for the main thread to free a slot before it drops a frame. */
   readonly fullWaitMs?: number;
+  /**
+   * Let the reader send the common frames itself on this UDP socket (the sleeve's; it must stay
+   * open until close() has returned), as told by updateSender(). Without a snapshot it sends nothing.
+   */
+  readonly sender?: { readonly udpFd: number; readonly keyUpdateAfterMessages?: number };
 }
 
 export interface TapStats {
@@ -72,6 +80,7 @@ export class TapDevice {
   private handler: FrameHandler | undefined;
   private flush: (() => void) | undefined;
   private readonly errorListeners = new Set<(err: Error) => void>();
+  private readonly senderListeners = new Set<(note: SenderNote) => void>();
   private closing: Promise<void> | undefined;
   private framesRead = 0;
   private bytesRead = 0;
@@ -91,11 +100,14 @@ export class TapDevice {
     private readonly ring: FrameRing,
     private readonly worker: Worker,
     private readonly readerExited: Promise<void>,
+    private readonly sender: { readonly control: SenderControl; readonly port: MessagePort } | undefined,
   ) {
     this.headerLength = vnetHdr ? VNET_HDR_SIZE : 0;
     this.consumer = new FrameRingConsumer(ring);
     worker.on('message', (message: TapReaderMessage) => {
-      if (message.type === 'error' && this.closing === undefined) this.emitError(new Error(`TAP ${name}: ${message.message}`));
+      if (message.type === 'error') {
+        if (this.closing === undefined) this.emitError(new Error(`TAP ${name}: ${message.message}`));
+      } else if (message.type === 'sender') for (const listener of this.senderListeners) listener(message.note);
     });
     worker.on('error', (err) => this.emitError(new Error(`TAP ${name}: the reader thread failed: ${err.message}`)));
   }
@@ -111,17 +123,26 @@ export class TapDevice {
     const request = { name: options.name, vnetHdr, offloads, nonBlocking: true };
     const tap = options.netns === undefined ? openTapFd(request) : withNetworkNamespace(options.netns, () => openTapFd(request));
     let wakeFd: number | undefined;
+    let sender: { control: SenderControl; port: MessagePort } | undefined;
     try {
       wakeFd = createEventFd();
-      const data: TapReaderData = { fd: tap.fd, wakeFd, ring: ring.buffer, fullWaitMs: options.fullWaitMs ?? DEFAULT_FULL_WAIT_MS };
+      const channel = options.sender === undefined ? undefined : new MessageChannel();
+      const control = options.sender === undefined ? undefined : SenderControl.create();
+      const data: TapReaderData = {
+        fd: tap.fd, wakeFd, ring: ring.buffer, fullWaitMs: options.fullWaitMs ?? DEFAULT_FULL_WAIT_MS, headerLength: vnetHdr ? VNET_HDR_SIZE : 0,
+        ...(options.sender && channel && control ? { sender: { ...options.sender, control: control.buffer, port: channel.port2 } } : {}),
+      };
+      if (channel && control) sender = { control, port: channel.port1 };
       // execArgv []: the reader needs none of the process's flags, and inheriting --import loader
       // hooks (a test runner's, an APM's) would cost a hooks thread and half a second per device.
-      const worker = new Worker(READER_URL, { workerData: data, name: `tap-reader ${tap.name}`, execArgv: [] });
+      const worker = new Worker(READER_URL, {
+        workerData: data, name: `tap-reader ${tap.name}`, execArgv: [], ...(channel ? { transferList: [channel.port2] } : {}),
+      });
       const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
       await new Promise<void>((resolve, reject) => {
         const onMessage = (m: TapReaderMessage): void => {
           if (m.type === 'ready') done(resolve);
-          else done(() => reject(new Error(`TAP ${tap.name}: ${m.message}`)));
+          else if (m.type === 'error') done(() => reject(new Error(`TAP ${tap.name}: ${m.message}`)));
         };
         const onError = (err: Error): void => done(() => reject(new Error(`TAP ${tap.name}: the reader thread failed to start: ${err.message}`)));
         const onExit = (code: number): void => done(() => reject(new Error(`TAP ${tap.name}: the reader thread exited (${code}) before it was ready`)));
@@ -134,8 +155,9 @@ export class TapDevice {
         await worker.terminate();
         throw err;
       });
-      return new TapDevice(tap.name, vnetHdr, offloads, tap.fd, wakeFd, ring, worker, exited);
+      return new TapDevice(tap.name, vnetHdr, offloads, tap.fd, wakeFd, ring, worker, exited, sender);
     } catch (err) {
+      sender?.port.close();
       if (wakeFd !== undefined) closeFd(wakeFd);
       closeFd(tap.fd);
       throw err;
@@ -154,6 +176,29 @@ export class TapDevice {
     this.handler = handler;
     this.flush = flush;
     this.pump();
+  }
+
+  /**
+   * With `sender`: what the reader may send itself from now on (replacing the last snapshot). The
+   * reader picks it up at its next frame.
+   */
+  updateSender(snapshot: SenderSnapshot): void {
+    if (this.sender === undefined) throw new Error(`TAP ${this.name} was opened without a sender`);
+    if (this.closing !== undefined) return;
+    const generation = this.sender.control.generation + 1;
+    const message: SnapshotMessage = { generation, snapshot };
+    this.sender.port.postMessage(message);
+    this.sender.control.bumpGeneration();
+  }
+
+  /** What the reader's send path has counted (undefined without `sender`). */
+  senderCounters(): SenderCounterValues | undefined {
+    return this.sender?.control.read();
+  }
+
+  /** What the reader's send path reports: local MACs it sent for, send errors. */
+  onSenderNote(listener: (note: SenderNote) => void): void {
+    this.senderListeners.add(listener);
   }
 
   /** Errors after open(): the reader failing (device deleted under us), a handler throwing. */
@@ -233,6 +278,7 @@ export class TapDevice {
     // Only now: the reader must never read from an fd number that may already be reused.
     closeFd(this.wakeFd);
     closeFd(this.fd);
+    this.sender?.port.close();
   }
 
   private readonly pump = (): void => {

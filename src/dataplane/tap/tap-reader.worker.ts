@@ -11,10 +11,13 @@
 // Stages of one frame:
 //   1. reserve the next free slot (if the ring stays full: wait a bounded time, then drop one frame)
 //   2. read() into the slot: [virtio_net_hdr][Ethernet frame], or just the frame without VNET_HDR
-//   3. commit: publish the slot, waking the main thread if it sleeps
+//   3. with a sender (DataPlane's): a frame the Worker can send itself is sent here, on this
+//      thread, and its slot reused (src/dataplane/sender/worker-sender.ts);
+//   4. otherwise commit: publish the slot, waking the main thread if it sleeps
 import { parentPort, workerData } from 'node:worker_threads';
 import { FrameRing, FrameRingProducer } from './frame-ring.js';
 import { EAGAIN, EINTR, PollSet, errnoName, readFd } from './libc.js';
+import { WorkerSender, type SenderData, type SenderNote } from '../sender/worker-sender.js';
 
 /** What TapDevice passes in `workerData`. */
 export interface TapReaderData {
@@ -24,11 +27,16 @@ export interface TapReaderData {
   readonly ring: SharedArrayBuffer;
   /** How long a full ring is waited for before a frame is dropped. */
   readonly fullWaitMs: number;
+  /** Bytes in front of each frame's Ethernet header (the virtio_net_hdr): 0 or 10. */
+  readonly headerLength: number;
+  /** Send the common frames from this thread (see worker-sender.ts). */
+  readonly sender?: SenderData;
 }
 
 /** What the Worker posts to the main thread. */
 export type TapReaderMessage =
   | { readonly type: 'ready' }
+  | { readonly type: 'sender'; readonly note: SenderNote }
   /** Reading failed for good (e.g. the device was deleted under us); the Worker exits after this. */
   | { readonly type: 'error'; readonly errno: number; readonly code: string; readonly message: string };
 
@@ -47,6 +55,7 @@ function run(data: TapReaderData): void {
   const producer = new FrameRingProducer(ring);
   const pollSet = new PollSet([data.fd, data.wakeFd]);
   const overflow = new Uint8Array(ring.slotCapacity);
+  const sender = data.sender === undefined ? undefined : new WorkerSender(data.sender, data.headerLength, (note) => post({ type: 'sender', note }));
   post({ type: 'ready' });
   while (!producer.stopRequested) {
     let slot = producer.reserve();
@@ -60,6 +69,7 @@ function run(data: TapReaderData): void {
     if (slot === undefined) continue;
     const n = readFd(data.fd, slot);
     if (n > 0) {
+      if (sender?.trySend(slot, n) === true) continue;
       if (slot === overflow) producer.countOverrun(n);
       else producer.commit(n);
       continue;

@@ -7,13 +7,15 @@ import {
   FrameOpener,
   FrameSealer,
   KEY_UPDATE_AFTER_BLOCKS,
+  KEY_UPDATE_AFTER_MESSAGES,
+  MAX_BLOCKS_PER_MESSAGE,
   REKEY_AFTER_MESSAGES,
   nextKey,
   deriveDirectionKey,
   deriveFrameKeys,
   type FrameCipherName,
 } from '../../../src/dataplane/sleeve/frame-crypto.js';
-import { AEAD_TAG_LENGTH, MAX_SEQUENCE } from '../../../src/dataplane/sleeve/header.js';
+import { AEAD_TAG_LENGTH, MAX_MESSAGE_LENGTH, MAX_SEQUENCE } from '../../../src/dataplane/sleeve/header.js';
 import { bytes } from './arbitraries.js';
 
 const CIPHERS: readonly FrameCipherName[] = ['chacha20-poly1305', 'aes-256-gcm'];
@@ -120,7 +122,7 @@ for (const cipher of CIPHERS) {
 
   t.test(`${cipher}: the nonce is the documented one: direction byte, three zeros, 64-bit sequence`, async () => {
     const key = bytes(32, 6);
-    const sealer = new FrameSealer(key, false, { cipher });
+    const sealer = new FrameSealer(key, false, { cipher, keyUpdateAfterMessages: MAX_SEQUENCE });
     const seq = 2 ** 40 + 3;
     sealer.skipTo(seq);
     const plain = bytes(50, 2);
@@ -142,11 +144,11 @@ t.test('sequence numbers: handed out in order, never reused or skipped, refused 
   equal(s.needsRekey, false);
   s.skipTo(REKEY_AFTER_MESSAGES - 1);
   equal(s.needsRekey, false);
-  s.seal(REKEY_AFTER_MESSAGES - 1, 0, aad, bytes(1, 1));
+  s.seal(REKEY_AFTER_MESSAGES - 1, s.phaseOf(REKEY_AFTER_MESSAGES - 1), aad, bytes(1, 1));
   equal(s.needsRekey, true);
   equal(s.exhausted, false);
   s.skipTo(MAX_SEQUENCE);
-  s.seal(MAX_SEQUENCE, 0, aad, bytes(1, 1));
+  s.seal(MAX_SEQUENCE, s.phaseOf(MAX_SEQUENCE), aad, bytes(1, 1));
   equal(s.exhausted, true);
   t.throws(() => s.seal(MAX_SEQUENCE + 1, 0, aad, bytes(1, 1)), RangeError);
   ok(REKEY_AFTER_MESSAGES <= MAX_SEQUENCE / 2 ** 4, 'the rekey signal comes well before the end');
@@ -171,11 +173,11 @@ function sealMany(sealer: FrameSealer, sizes: readonly number[]) {
   });
 }
 
-t.test('key updates: the phase flips every keyUpdateAfterBlocks, and the opener follows', async () => {
+t.test('key updates: the phase flips every keyUpdateAfterMessages, and the opener follows', async () => {
   const d = deriveFrameKeys(session, UID, true);
-  const sealer = new FrameSealer(d.send, true, { keyUpdateAfterBlocks: 100 });
+  const sealer = new FrameSealer(d.send, true, { keyUpdateAfterMessages: 2 });
   const opener = new FrameOpener(deriveFrameKeys(session, UID, false).receive, true);
-  // 1 KiB = 64 blocks + 1: a new key every second message.
+  // A new key every second message.
   const msgs = sealMany(sealer, Array<number>(20).fill(1024));
   deepStrictEqual(msgs.map((m) => m.phase).slice(0, 6), [0, 0, 1, 1, 0, 0]);
   equal(sealer.keyEpoch, 10);
@@ -184,6 +186,8 @@ t.test('key updates: the phase flips every keyUpdateAfterBlocks, and the opener 
   // The documented derivation of the next key.
   deepStrictEqual(Buffer.from(nextKey(d.send)), Buffer.from(hkdfSync('sha256', d.send, new Uint8Array(0), 'weft sleeve v1 key update', 32)));
   ok(KEY_UPDATE_AFTER_BLOCKS * 16 <= 2 ** 38, 'at most 256 GiB per AES-GCM key');
+  ok(KEY_UPDATE_AFTER_MESSAGES * MAX_BLOCKS_PER_MESSAGE <= KEY_UPDATE_AFTER_BLOCKS, 'even messages of the largest size stay within the block limit');
+  ok(MAX_BLOCKS_PER_MESSAGE >= Math.ceil(MAX_MESSAGE_LENGTH / 16) + 1);
 });
 
 t.test('key updates survive reordering across an update and the loss of some messages', async () => {
@@ -193,8 +197,8 @@ t.test('key updates survive reordering across an update and the loss of some mes
       fc.array(fc.boolean(), { minLength: 80, maxLength: 80 }),
       fc.array(fc.boolean(), { minLength: 80, maxLength: 80 }),
       (sizes, swaps, losses) => {
-        // An update every ~8 KiB: at least 2 messages per key (each is at most 3000 B).
-        const sealer = new FrameSealer(bytes(32, 3), false, { keyUpdateAfterBlocks: 512 });
+        // An update every 3 messages.
+        const sealer = new FrameSealer(bytes(32, 3), false, { keyUpdateAfterMessages: 3 });
         const opener = new FrameOpener(bytes(32, 3), false);
         const msgs = sealMany(sealer, sizes);
         // Neighbours swap (reordering by one place); some messages are lost, never two in a row.
@@ -208,7 +212,7 @@ t.test('key updates survive reordering across an update and the loss of some mes
 });
 
 t.test('a forged message in the other phase does not move the opener to the next key', async () => {
-  const sealer = new FrameSealer(bytes(32, 3), true, { keyUpdateAfterBlocks: 8 }); // one 100-byte message: 7 + 1 blocks
+  const sealer = new FrameSealer(bytes(32, 3), true, { keyUpdateAfterMessages: 1 });
   const opener = new FrameOpener(bytes(32, 3), true);
   const [first, second] = sealMany(sealer, [100, 100]);
   equal(first!.phase, 0);
@@ -225,7 +229,7 @@ t.test('a forged message in the other phase does not move the opener to the next
 });
 
 t.test('the sealer refuses a header with the wrong key phase', async (t) => {
-  const s = new FrameSealer(bytes(32, 1), true, { keyUpdateAfterBlocks: 2 });
+  const s = new FrameSealer(bytes(32, 1), true, { keyUpdateAfterMessages: 1 });
   t.throws(() => s.seal(0, 1, aad, bytes(10, 1)), RangeError);
   s.seal(0, 0, aad, bytes(10, 1));
   equal(s.keyPhase, 1);
