@@ -608,6 +608,10 @@ export class DataPlane implements Overlay {
       }
       return;
     }
+    if (note.type === 'snapshot-error') {
+      this.log.error({ err: note.message }, `the TAP reader cannot send frames itself: ${note.message}; the main thread sends them`);
+      return;
+    }
     if (this.sendErrorsReported.has(note.code)) return;
     this.sendErrorsReported.add(note.code);
     this.log.warn({ to: note.link, err: note.code }, `sleeve send failed in the TAP reader: ${note.code}; counted in the sleeve's send errors`);

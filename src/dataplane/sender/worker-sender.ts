@@ -39,7 +39,9 @@ export interface SnapshotMessage {
 export type SenderNote =
   /** Frames from these local MACs were sent by the Worker lately: refresh them. */
   | { readonly type: 'seen'; readonly macs: readonly Mac[] }
-  | { readonly type: 'send-error'; readonly code: string; readonly link: string };
+  | { readonly type: 'send-error'; readonly code: string; readonly link: string }
+  /** The latest snapshot could not be applied: the main thread sends everything meanwhile. */
+  | { readonly type: 'snapshot-error'; readonly message: string };
 
 interface WorkerLink {
   readonly spec: SnapshotLink;
@@ -128,7 +130,15 @@ export class WorkerSender {
     // The generation is bumped after posting, so the message is normally here; if not, look again next frame.
     if (latest === undefined) return;
     this.generation = latest.generation;
-    this.apply(latest.snapshot);
+    try {
+      this.apply(latest.snapshot);
+    } catch (err) {
+      // A snapshot this thread cannot use (an address it cannot encode, say) must not end the
+      // reader: everything goes to the main thread until the next one.
+      this.links = new Map();
+      this.shortcut.apply(new Map(), new Set());
+      this.notify({ type: 'snapshot-error', message: (err as Error).message });
+    }
   }
 
   private apply(s: SenderSnapshot): void {

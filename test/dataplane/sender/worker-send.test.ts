@@ -156,5 +156,18 @@ for (const encrypted of [false, true]) {
     t.equal(counters?.stats.sent, pings, 'and what it sent (one datagram each)');
     t.equal(counters?.stats.sendErrors, 0);
     t.same(notes.filter((n) => n.type === 'seen'), [{ type: 'seen', macs: [parseMac(POD_MAC)] }], 'the pod\'s MAC reported alive once (not again within a second)');
+
+    // A snapshot the reader cannot use (an address it cannot encode) does not end it: it says so
+    // and leaves every frame to the main thread.
+    tap.updateSender({
+      self: SELF,
+      links: [{ key: '1', connectionUid: 1n, weDialled: true, stride: STRIDE, remoteIp: 'not-an-address', remotePort: 6783, sequence: sequence.buffer }],
+      routes: [{ mac: parseMac(REMOTE_MAC), link: '1', dstPeer: PEER }],
+      locals: [parseMac(POD_MAC)],
+    });
+    await echoRequests(pod, REMOTE_IP, 2);
+    t.ok(await eventually(() => toMain.filter((d) => d === REMOTE_IP).length === 4), 'the reader carries on; its frames go to the main thread');
+    t.match(notes.filter((n) => n.type === 'snapshot-error'), [{ type: 'snapshot-error', message: /not-an-address/ }]);
+    t.equal(tap.senderCounters()?.stats.captured, pings, 'and it took nothing more');
   });
 }
