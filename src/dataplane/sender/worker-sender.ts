@@ -14,6 +14,7 @@ import { OutboundLink } from '../sleeve/outbound.js';
 import { FrameSealer } from '../sleeve/frame-crypto.js';
 import { SequenceCounter } from '../sleeve/sequence-counter.js';
 import { MessageKind } from '../sleeve/header.js';
+import { SendArena } from '../sleeve/chunker.js';
 import { CaptureShortcut } from './shortcut.js';
 import { SenderControl, CAPTURED, CAPTURED_BYTES, SENT, SENT_BYTES } from './counters.js';
 import type { SenderSnapshot, SnapshotLink } from './snapshot.js';
@@ -63,6 +64,7 @@ export class WorkerSender {
   /** One private copy of the frame: packing straight from shared memory is slow (see DataPlane.onCaptured). */
   private readonly scratch = Buffer.allocUnsafe(65_600);
   private readonly reported = new Set<string>();
+  private readonly arena = new SendArena();
 
   constructor(
     private readonly data: SenderData,
@@ -93,7 +95,9 @@ export class WorkerSender {
     const link = route.link;
     let sends: Buffer[];
     try {
-      sends = link.out.pack({ kind: MessageKind.Frame, srcPeer: this.self, dstPeer: route.dstPeer, vnetHdr: at > 0, body });
+      // sendto() below is synchronous: the same memory serves every message.
+      this.arena.reset();
+      sends = link.out.pack({ kind: MessageKind.Frame, srcPeer: this.self, dstPeer: route.dstPeer, vnetHdr: at > 0, body }, link.out.stride, this.arena.allocate);
     } catch {
       this.control.drop('cannot-pack');
       return true;

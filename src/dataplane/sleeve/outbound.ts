@@ -8,7 +8,7 @@
 //   3. seal the body once, with the header bytes as associated data (encrypted connections);
 //   4. lay the chunks out back to back: each buffer returned is ONE send() on a socket with
 //      UDP_SEGMENT = stride (or, without it, one send per `stride` bytes).
-import { chunkCountFor, chunkPayloadSize, layoutChunks, MAX_UDP_PAYLOAD } from './chunker.js';
+import { chunkCountFor, chunkPayloadSize, layoutChunks, MAX_UDP_PAYLOAD, type SendAllocator } from './chunker.js';
 import type { FrameSealer } from './frame-crypto.js';
 import { SequenceCounter } from './sequence-counter.js';
 import { AEAD_TAG_LENGTH, MAX_CHUNKS, MAX_MESSAGE_LENGTH, MAX_SEQUENCE, messageHeaderBytes, type MessageHeader, type MessageKind } from './header.js';
@@ -111,8 +111,9 @@ export class OutboundLink {
    * never a peer's doing: a body above maxBody, or no sequence numbers left. `stride` overrides
    * the link's for this message: a PMTU probe of a candidate MTU goes as one datagram of
    * chunkStride(candidate) bytes, its body singleChunkBody(that stride, encrypted) long.
+   * `allocate` gives the send buffers' memory (see SendArena).
    */
-  pack(message: OutboundMessage, stride = this.currentStride): Buffer[] {
+  pack(message: OutboundMessage, stride = this.currentStride, allocate?: SendAllocator): Buffer[] {
     const pieces: readonly Uint8Array[] = message.body instanceof Uint8Array ? [message.body] : message.body;
     let plainLength = 0;
     for (const p of pieces) plainLength += p.length;
@@ -141,7 +142,7 @@ export class OutboundLink {
     // 3. seal
     const body = this.sealer ? this.sealer.sealTaken(sequence, messageHeaderBytes(header), pieces) : pieces;
     // 4. chunks
-    const sends = layoutChunks(header, body, stride, this.maxSendBytes);
+    const sends = layoutChunks(header, body, stride, this.maxSendBytes, allocate);
     return sends;
   }
 }
