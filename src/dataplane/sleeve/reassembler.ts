@@ -14,6 +14,7 @@
 //
 // Pure: the time is passed in (milliseconds from any monotonic clock).
 import { MAX_MESSAGE_LENGTH, MESSAGE_HEADER_LENGTH, SLEEVE_HEADER_LENGTH, type Chunk, type MessageHeader } from './header.js';
+import { plainView } from './chunker.js';
 
 export interface ReassemblerOptions {
   /** Bytes held for incomplete messages of one sender (connection). Default 4 MiB. */
@@ -236,7 +237,8 @@ export class Reassembler {
     if (!last && p.full < 0) {
       p.full = chunk.chunkLength;
       // Not zero-filled: only bytes every chunk has written are ever returned.
-      p.buffer = Buffer.allocUnsafeSlow(p.count * p.full);
+      // A plain Uint8Array over it: the per-chunk copies into a Buffer cost more (see plainView).
+      p.buffer = plainView(Buffer.allocUnsafeSlow(p.count * p.full));
       if (p.lastAside) {
         p.buffer.set(p.lastAside, (p.count - 1) * p.full);
         p.lastAside = undefined;
