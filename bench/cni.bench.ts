@@ -1,7 +1,7 @@
 // CNI plugin benchmarks:
-//   1. start-up: VERSION answered by the self-contained executable (dist/bin/weave-net), by node
-//      running the compiled modules (dist/src/cni/main.js) and by node running the one-file
-//      bundle (what the executable holds), against the reference Go plugin (`bridge`);
+//   1. start-up: VERSION answered by the static C executable (dist/bin/weave-net) against the
+//      reference Go plugin (`bridge`), with node's own start-up for scale (the plugin was a Node
+//      executable before);
 //   2. ADD and DEL latency through the same libcni driver (test/cni/driver), on a one-node local
 //      cluster with a real daemon: weave-net against the reference `bridge` + `host-local`.
 // Every figure is min / median / max of --count runs (20). Goal: weft ADD <= 2 x the reference.
@@ -14,12 +14,11 @@ import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { OverlayCluster } from '../src/cluster/overlay-cluster.js';
 import type { ClusterNode, Pod } from '../src/cluster/cluster.js';
-import { PLUGIN_JS, PLUGIN_SEA, buildDriver, driver, writeConflist } from '../test/cni/driver/driver.js';
+import { PLUGIN_EXE, buildDriver, driver, writeConflist } from '../test/cni/driver/driver.js';
 import { callDaemon } from '../src/cni/daemon-client.js';
 import { arg, formatSummary, summary } from './lib/stats.js';
 
 const count = Number(arg('count', '20'));
-const BUNDLE = join(dirname(PLUGIN_SEA), 'weave-net.cjs');
 const REFERENCE_DIR = '/usr/lib/cni';
 const cleanups: (() => unknown)[] = [];
 
@@ -53,7 +52,7 @@ async function latency(): Promise<void> {
   };
   const run = async (conflist: string, tag: string) => {
     const ns = await pods(tag);
-    const a = await driver(n1.ns, exe, 'bench', ['-conflist', conflist, '-path', `${dirname(PLUGIN_SEA)}:${REFERENCE_DIR}`, '-cache', join(dir, 'cache'),
+    const a = await driver(n1.ns, exe, 'bench', ['-conflist', conflist, '-path', `${dirname(PLUGIN_EXE)}:${REFERENCE_DIR}`, '-cache', join(dir, 'cache'),
       '-id', `${tag}x`, '-netns', ns.map((p) => p.path).join(',')]);
     if (!a.ok) throw new Error(`${tag}: ${a.error}`);
     return a;
@@ -89,17 +88,13 @@ async function latency(): Promise<void> {
 
 async function main(): Promise<void> {
   console.log(`CNI plugin benchmark: ${count} runs each, min / median / max`);
-  const sea = startupMs([PLUGIN_SEA]);
-  const js = startupMs([process.execPath, PLUGIN_JS]);
-  const bundle = startupMs([process.execPath, BUNDLE]);
+  const exe = startupMs([PLUGIN_EXE]);
   const ref = startupMs([join(REFERENCE_DIR, 'bridge')]);
   const floor = startupMs([process.execPath, '-e', 'process.stdout.write("supportedVersions")']);
-  console.log(`VERSION start-up ms, weave-net executable (SEA, ${(statSync(PLUGIN_SEA).size / 1e6).toFixed(0)} MB): ${formatSummary(sea, 1)}`);
-  console.log(`VERSION start-up ms, node dist/src/cni/main.js (modules):  ${formatSummary(js, 1)}`);
-  console.log(`VERSION start-up ms, node dist/bin/weave-net.cjs (bundle): ${formatSummary(bundle, 1)}`);
-  console.log(`VERSION start-up ms, reference Go plugin (bridge):         ${formatSummary(ref, 1)}`);
-  console.log(`start-up ms, node -e (node's own floor, for scale):       ${formatSummary(floor, 1)}`);
-  console.log(`SEA / modules: ${(summary(sea).median / summary(js).median).toFixed(2)}; SEA / Go reference: ${(summary(sea).median / summary(ref).median).toFixed(1)}`);
+  console.log(`VERSION start-up ms, weave-net (static C, ${(statSync(PLUGIN_EXE).size / 1e3).toFixed(0)} kB): ${formatSummary(exe, 2)}`);
+  console.log(`VERSION start-up ms, reference Go plugin (bridge):   ${formatSummary(ref, 2)}`);
+  console.log(`start-up ms, node -e (node's own floor, for scale): ${formatSummary(floor, 2)}`);
+  console.log(`weave-net / Go reference: ${(summary(exe).median / summary(ref).median).toFixed(2)}`);
   await latency();
 }
 

@@ -12,7 +12,7 @@ import { NetnsMissingError, type PodLinks } from '../dataplane/host/pod-link.js'
 import { podVethNames, validateContainerId, validatePodIfName, type PodLinkSpec } from '../dataplane/host/pod-link-plan.js';
 import {
   CniCode, pendingReleaseDir,
-  type Attachment, type CniAddRequest, type CniAddResponse, type CniAttachmentKey, type CniCheckRequest, type CniDelRequest, type CniGcResponse,
+  type Attachment, type CniAddRequest, type CniAddResponse, type CniAttachmentKey, type CniCheckRequest, type CniDelRequest, type CniExecRequest, type CniGcResponse, type CniRelay,
 } from './cni-protocol.js';
 import { attachmentKey, gcVictims, orphans, parseRecords, recordsToText, toAttachments, type AttachmentRecord } from './cni-records.js';
 
@@ -47,6 +47,8 @@ export interface CniServiceOptions {
   readonly log: Logger;
   /** Longest an ADD waits for IPAM before answering "try again later" (runtimes time out). */
   readonly addWaitMs?: number;
+  /** Runs a relayed invocation (src/cni/relay.ts): the pending releases the executable wrote are replayed through it. */
+  readonly relay?: CniRelay;
 }
 
 const DEFAULT_ADD_WAIT_MS = 3000;
@@ -293,25 +295,52 @@ export class CniService {
     // Names starting with '.' are the plugin's files still being written.
     for (const name of names.filter((n) => n.endsWith('.json') && !n.startsWith('.'))) {
       const path = `${dir}/${name}`;
-      let req: CniDelRequest | undefined;
+      let record: PendingRelease | undefined;
       try {
-        const o = JSON.parse(await readFile(path, 'utf8')) as Partial<CniDelRequest>;
-        if (typeof o.containerId === 'string' && typeof o.ifName === 'string') req = { containerId: o.containerId, ifName: o.ifName };
+        record = pendingRelease(JSON.parse(await readFile(path, 'utf8')));
       } catch {
-        req = undefined;
+        record = undefined;
       }
-      if (req === undefined) {
+      if (record === undefined) {
         this.log.warn({ path }, `pending CNI release ${path} is unreadable: removed`);
-      } else {
-        try {
-          await this.del(req);
-          this.log.info({ containerId: req.containerId, ifName: req.ifName }, `replayed the DEL of ${req.containerId} the plugin recorded while the daemon was down`);
-        } catch (err) {
-          this.log.warn({ err, path }, `pending CNI release ${path} failed, kept for the next round: ${(err as Error).message}`);
-          continue;
-        }
+      } else if (!(await this.replay(record, path))) {
+        continue;
       }
       await rm(path, { force: true });
+    }
+  }
+
+  /** Replays one release; false when it failed in a way worth retrying (the record is kept). */
+  private async replay(record: PendingRelease, path: string): Promise<boolean> {
+    if (record.kind === 'relayed') {
+      const relay = this.options.relay;
+      if (relay === undefined) {
+        this.log.warn({ path }, `pending CNI release ${path} needs the plugin relay, which this daemon lacks: kept`);
+        return false;
+      }
+      // The record is a DEL whatever it says: nothing else is ever written there.
+      const out = await relay({ env: { ...record.req.env, CNI_COMMAND: 'DEL' }, stdin: record.req.stdin });
+      const who = record.req.env.CNI_CONTAINERID ?? '?';
+      if (out.exitCode === 0) {
+        this.log.info({ containerId: who }, `replayed the DEL of ${who} the plugin recorded while the daemon was down`);
+        return true;
+      }
+      const code = errorCode(out.stdout);
+      if (code === CniCode.tryAgainLater) {
+        this.log.warn({ path }, `pending CNI release ${path} failed, kept for the next round: ${out.stderr ?? out.stdout}`);
+        return false;
+      }
+      // Anything else (a config or environment DEL refuses) would fail the same way forever.
+      this.log.warn({ path }, `pending CNI release ${path} was refused, removed: ${out.stderr ?? out.stdout}`);
+      return true;
+    }
+    try {
+      await this.del(record.req);
+      this.log.info({ containerId: record.req.containerId, ifName: record.req.ifName }, `replayed the DEL of ${record.req.containerId} the plugin recorded while the daemon was down`);
+      return true;
+    } catch (err) {
+      this.log.warn({ err, path }, `pending CNI release ${path} failed, kept for the next round: ${(err as Error).message}`);
+      return false;
     }
   }
 
@@ -340,5 +369,32 @@ function checkKey(k: CniAttachmentKey): void {
     validatePodIfName(k.ifName);
   } catch (err) {
     throw new CniFailure(CniCode.invalidEnvironment, (err as Error).message);
+  }
+}
+
+/**
+ * A pending release as found on disk: what the executable relays (env and stdin of the DEL), or a
+ * CniDelRequest, which the Node.js plugin of earlier versions wrote (an upgraded node may hold some).
+ */
+type PendingRelease = { readonly kind: 'relayed'; readonly req: CniExecRequest } | { readonly kind: 'del'; readonly req: CniDelRequest };
+
+function pendingRelease(o: unknown): PendingRelease | undefined {
+  if (typeof o !== 'object' || o === null) return undefined;
+  const r = o as { env?: unknown; stdin?: unknown; containerId?: unknown; ifName?: unknown };
+  if (typeof r.env === 'object' && r.env !== null && !Array.isArray(r.env) && typeof r.stdin === 'string'
+    && Object.values(r.env).every((v) => typeof v === 'string')) {
+    return { kind: 'relayed', req: { env: r.env as Record<string, string>, stdin: r.stdin } };
+  }
+  if (typeof r.containerId === 'string' && typeof r.ifName === 'string') return { kind: 'del', req: { containerId: r.containerId, ifName: r.ifName } };
+  return undefined;
+}
+
+/** The code of a CNI error JSON, if `stdout` is one. */
+function errorCode(stdout: string): number | undefined {
+  try {
+    const o = JSON.parse(stdout) as { code?: unknown };
+    return typeof o.code === 'number' ? o.code : undefined;
+  } catch {
+    return undefined;
   }
 }

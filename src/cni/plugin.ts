@@ -1,7 +1,8 @@
 // One invocation of weave-net, start to end: parse what the runtime gave, ask the daemon, say
-// what happened. The I/O (stdin, the socket, the file system) comes in through PluginIo, so that
-// every decision here (which error for which failure, when a release is recorded) is tested
-// without a daemon; main.ts passes the real ones.
+// what happened. It runs in the daemon, on what the executable (native/weave-net.c) relays; the
+// I/O (stdin, the calls, the file system) comes in through PluginIo, so that every decision here
+// (which error for which failure) is tested without a daemon; relay.ts passes the real ones.
+// (The executable itself answers VERSION and the cases without a daemon, with the same wording.)
 //
 //   1. CNI_COMMAND: VERSION answers at once, without reading stdin.
 //   2. The environment (code 7), then the network config (6, 1, 2, 4).
