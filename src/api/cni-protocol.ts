@@ -44,6 +44,12 @@ export interface CniExecOutcome {
 /** Runs one relayed invocation (the daemon wires src/cni/relay.ts in). */
 export type CniRelay = (req: CniExecRequest) => Promise<CniExecOutcome>;
 
+/**
+ * How long the executable waits for the daemon's answer to each command (then: code 11). ADD
+ * covers IPAM's own 30 s wait for space.
+ */
+export const CNI_TIMEOUTS_MS = { ADD: 45_000, DEL: 20_000, CHECK: 20_000, GC: 30_000, STATUS: 10_000 } as const;
+
 export const PENDING_RELEASE_DIR_NAME = 'cni-pending-del';
 
 /**

@@ -13,13 +13,9 @@ export type CniDispatch = (method: 'GET' | 'POST', path: string, body: unknown) 
 export function cniRelay(dispatch: CniDispatch): CniRelay {
   const io = (req: CniExecRequest): PluginIo => ({
     readStdin: () => Promise.resolve(req.stdin),
-    call: async (_socket, method, path, body) => {
+    call: async (method, path, body) => {
       const answer = await dispatch(method, path, body);
-      return { kind: 'answer', status: answer.status, body: `${JSON.stringify(answer.body)}\n` };
-    },
-    // The daemon answers every call itself: it is never "down" for a relayed command.
-    recordRelease: () => {
-      throw new Error('the daemon is running: there is nothing to record for later');
+      return { status: answer.status, body: JSON.stringify(answer.body) };
     },
     netnsState,
   });

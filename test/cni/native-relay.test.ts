@@ -198,8 +198,7 @@ t.test('through the real server and relay, the output is exactly what runPlugin 
   });
   const io: PluginIo = {
     readStdin: () => Promise.resolve(''),
-    call: (_s, _m, path) => Promise.resolve({ kind: 'answer', status: 200, body: JSON.stringify(path === '/cni/add' ? ADDED : {}) }),
-    recordRelease: () => '',
+    call: (_m, path) => Promise.resolve({ status: 200, body: JSON.stringify(path === '/cni/add' ? ADDED : {}) }),
     netnsState: () => 'ok',
   };
   const env = { ...add, CNI_NETNS: netns, CNI_ARGS: 'K8S_POD_NAMESPACE=default;K8S_POD_NAME=web' };

@@ -18,7 +18,7 @@
 //      command's timeout. Never a crash, never a hang.
 //
 // Versions, the default socket and the timeouts come from the TypeScript (versions.ts,
-// cni-protocol.ts, plugin.ts) through cni-constants.h, which scripts/build-cni.mjs generates.
+// cni-protocol.ts) through cni-constants.h, which scripts/build-cni.mjs generates.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
