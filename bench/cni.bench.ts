@@ -83,6 +83,7 @@ async function latency(): Promise<void> {
   console.log(`DEL ms, weft:                                          ${formatSummary(w.delMs!, 1)}`);
   console.log(`DEL ms, weft daemon alone:                             ${formatSummary(direct.del, 1)}`);
   console.log(`DEL ms, reference:                                     ${formatSummary(r.delMs!, 1)}`);
+  console.log(`weft ADD median - daemon alone median (the executable's and the relay's share): ${(summary(w.addMs!).median - summary(direct.add).median).toFixed(1)} ms`);
   console.log(`weft ADD median / reference ADD median: ${ratio.toFixed(2)} (goal <= 2); DEL: ${(summary(w.delMs!).median / summary(r.delMs!).median).toFixed(2)}`);
 }
 
