@@ -33,4 +33,10 @@ for (const entry of ['dist/src/daemon/main.js', 'dist/src/cli/main.js', 'dist/sr
 // The CNI plugin, a static C executable, dist/bin/weave-net (scripts/build-cni.mjs); compiled
 // only when its source, its constants or the compiler changed.
 const { buildCni } = await import('./build-cni.mjs');
-if (await buildCni()) process.stdout.write('built dist/bin/weave-net\n');
+try {
+  if (await buildCni()) process.stdout.write('built dist/bin/weave-net\n');
+} catch (err) {
+  // The message says what is missing (gcc, libc6-dev) or what the compiler said; no stack.
+  process.stderr.write(`${err.message}\n`);
+  process.exit(1);
+}

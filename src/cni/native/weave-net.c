@@ -24,6 +24,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -559,6 +560,7 @@ static void exchange(const char *path, const Buf *request, int64_t deadline, Ans
   memcpy(addr.sun_path, path, strlen(path) + 1); // checked by the caller to fit
   // A full backlog blocks a unix connect: bounded by the send timeout.
   int64_t left = deadline - now_ms();
+  if (left < 1) left = 1;
   struct timeval tv = {.tv_sec = left / 1000, .tv_usec = (left % 1000) * 1000};
   if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) != 0) {
     snprintf(a->reason, sizeof a->reason, "%s", strerror(errno));
@@ -778,6 +780,8 @@ static const Command COMMANDS[] = {
 };
 
 int main(void) {
+  // A runtime that stops reading our output must not kill us with SIGPIPE half-way: writes fail instead.
+  signal(SIGPIPE, SIG_IGN);
   // 1. The command. VERSION needs nothing else.
   const char *command = getenv("CNI_COMMAND");
   if (command != NULL && strcmp(command, "VERSION") == 0) return version_answer();
@@ -794,8 +798,6 @@ int main(void) {
     free(q.data);
     return r;
   }
-  int64_t deadline = now_ms() + cmd->timeout_ms;
-
   // 2. The config: bounded, valid JSON, and where the daemon is.
   Buf config = {0};
   long got = read_stdin(&config);
@@ -842,8 +844,9 @@ int main(void) {
   ok = ok && buf_printf(&request, "POST %s HTTP/1.1\r\nHost: weave\r\nContent-Type: application/json\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
                         WEFT_CNI_EXEC_PATH, body.len) && buf_add(&request, body.data, body.len);
   if (!ok) return fail(CODE_INTERNAL, NULL, "weave-net ran out of memory");
+  // The command's timeout runs from here: stdin is the runtime's, the wait is for the daemon.
   Answer a = {0};
-  exchange(socket_path, &request, deadline, &a);
+  exchange(socket_path, &request, now_ms() + cmd->timeout_ms, &a);
 
   switch (a.outcome) {
     case ANSWERED:
