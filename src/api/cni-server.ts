@@ -11,6 +11,7 @@ import {
   type CniAddRequest, type CniCheckRequest, type CniDelRequest, type CniErrorBody, type CniExecOutcome, type CniExecRequest, type CniGcRequest, type CniRelay,
 } from './cni-protocol.js';
 import { CniFailure, type CniService } from './cni-service.js';
+import { execRequestOf, percentEncode } from './cni-exec-request.js';
 
 /** A GC lists every attachment of the node: allow a large body. */
 const MAX_BODY = 8 * 1024 * 1024;
@@ -101,14 +102,11 @@ async function handle(service: CniService, relay: CniRelay | undefined, req: Inc
   reply(res, 200, answer);
 }
 
-/** The relayed request's shape: {"env": {string: string}, "stdin": string}. */
-export function parseExecRequest(o: unknown): CniExecRequest {
-  const r = o as { env?: unknown; stdin?: unknown };
-  const env = r.env;
-  if (typeof env !== 'object' || env === null || Array.isArray(env) || !Object.values(env).every((v) => typeof v === 'string') || typeof r.stdin !== 'string') {
-    throw new CniFailure(CniCode.decodeFailure, `${CNI_EXEC_PATH} needs {"env": {name: value}, "stdin": text}`);
-  }
-  return { env: env as Record<string, string>, stdin: r.stdin };
+/** The relayed request, or a decode failure (6) naming the shape wanted. */
+function parseExecRequest(o: unknown): CniExecRequest {
+  const req = execRequestOf(o);
+  if (req === undefined) throw new CniFailure(CniCode.decodeFailure, `${CNI_EXEC_PATH} needs {"env": {name: value}, "stdin": text}`);
+  return req;
 }
 
 /**
@@ -123,12 +121,6 @@ function replyExec(res: ServerResponse, outcome: CniExecOutcome): void {
   if (outcome.stderr) headers[CNI_STDERR_HEADER] = percentEncode(outcome.stderr);
   res.writeHead(200, headers);
   res.end(outcome.stdout);
-}
-
-export function percentEncode(text: string): string {
-  let out = '';
-  for (const b of Buffer.from(text, 'utf8')) out += b >= 0x20 && b < 0x7f && b !== 0x25 ? String.fromCharCode(b) : `%${b.toString(16).padStart(2, '0').toUpperCase()}`;
-  return out;
 }
 
 async function readJson(req: IncomingMessage): Promise<unknown> {

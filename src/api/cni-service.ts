@@ -12,8 +12,9 @@ import { NetnsMissingError, type PodLinks } from '../dataplane/host/pod-link.js'
 import { podVethNames, validateContainerId, validatePodIfName, type PodLinkSpec } from '../dataplane/host/pod-link-plan.js';
 import {
   CniCode, pendingReleaseDir,
-  type Attachment, type CniAddRequest, type CniAddResponse, type CniAttachmentKey, type CniCheckRequest, type CniDelRequest, type CniExecRequest, type CniGcResponse, type CniRelay,
+  type Attachment, type CniAddRequest, type CniAddResponse, type CniAttachmentKey, type CniCheckRequest, type CniDelRequest, type CniGcResponse, type CniRelay,
 } from './cni-protocol.js';
+import { pendingReleaseOf, replayVerdict, type PendingRelease } from './cni-exec-request.js';
 import { attachmentKey, gcVictims, orphans, parseRecords, recordsToText, toAttachments, type AttachmentRecord } from './cni-records.js';
 
 /** A failure with the CNI code the plugin hands to the runtime. */
@@ -297,7 +298,7 @@ export class CniService {
       const path = `${dir}/${name}`;
       let record: PendingRelease | undefined;
       try {
-        record = pendingRelease(JSON.parse(await readFile(path, 'utf8')));
+        record = pendingReleaseOf(JSON.parse(await readFile(path, 'utf8')));
       } catch {
         record = undefined;
       }
@@ -312,36 +313,26 @@ export class CniService {
 
   /** Replays one release; false when it failed in a way worth retrying (the record is kept). */
   private async replay(record: PendingRelease, path: string): Promise<boolean> {
-    if (record.kind === 'relayed') {
-      const relay = this.options.relay;
-      if (relay === undefined) {
-        this.log.warn({ path }, `pending CNI release ${path} needs the plugin relay, which this daemon lacks: kept`);
-        return false;
-      }
-      // The record is a DEL whatever it says: nothing else is ever written there.
-      const out = await relay({ env: { ...record.req.env, CNI_COMMAND: 'DEL' }, stdin: record.req.stdin });
-      const who = record.req.env.CNI_CONTAINERID ?? '?';
-      if (out.exitCode === 0) {
-        this.log.info({ containerId: who }, `replayed the DEL of ${who} the plugin recorded while the daemon was down`);
-        return true;
-      }
-      const code = errorCode(out.stdout);
-      if (code === CniCode.tryAgainLater) {
-        this.log.warn({ path }, `pending CNI release ${path} failed, kept for the next round: ${out.stderr ?? out.stdout}`);
-        return false;
-      }
-      // Anything else (a config or environment DEL refuses) would fail the same way forever.
-      this.log.warn({ path }, `pending CNI release ${path} was refused, removed: ${out.stderr ?? out.stdout}`);
-      return true;
-    }
     try {
-      await this.del(record.req);
-      this.log.info({ containerId: record.req.containerId, ifName: record.req.ifName }, `replayed the DEL of ${record.req.containerId} the plugin recorded while the daemon was down`);
-      return true;
+      if (record.kind === 'del') {
+        await this.del(record.req);
+      } else {
+        if (this.options.relay === undefined) throw new Error('this daemon does not run relayed CNI commands');
+        const out = await this.options.relay(record.req);
+        const verdict = replayVerdict(out);
+        if (verdict === 'retry') throw new Error(out.stderr ?? out.stdout);
+        if (verdict === 'refused') {
+          this.log.warn({ path }, `pending CNI release ${path} was refused, removed: ${out.stderr ?? out.stdout}`);
+          return true;
+        }
+      }
     } catch (err) {
       this.log.warn({ err, path }, `pending CNI release ${path} failed, kept for the next round: ${(err as Error).message}`);
       return false;
     }
+    const who = record.kind === 'del' ? record.req.containerId : record.req.env.CNI_CONTAINERID ?? '?';
+    this.log.info({ containerId: who }, `replayed the DEL of ${who} the plugin recorded while the daemon was down`);
+    return true;
   }
 
   private persist(): Promise<void> {
@@ -372,29 +363,3 @@ function checkKey(k: CniAttachmentKey): void {
   }
 }
 
-/**
- * A pending release as found on disk: what the executable relays (env and stdin of the DEL), or a
- * CniDelRequest, which the Node.js plugin of earlier versions wrote (an upgraded node may hold some).
- */
-type PendingRelease = { readonly kind: 'relayed'; readonly req: CniExecRequest } | { readonly kind: 'del'; readonly req: CniDelRequest };
-
-function pendingRelease(o: unknown): PendingRelease | undefined {
-  if (typeof o !== 'object' || o === null) return undefined;
-  const r = o as { env?: unknown; stdin?: unknown; containerId?: unknown; ifName?: unknown };
-  if (typeof r.env === 'object' && r.env !== null && !Array.isArray(r.env) && typeof r.stdin === 'string'
-    && Object.values(r.env).every((v) => typeof v === 'string')) {
-    return { kind: 'relayed', req: { env: r.env as Record<string, string>, stdin: r.stdin } };
-  }
-  if (typeof r.containerId === 'string' && typeof r.ifName === 'string') return { kind: 'del', req: { containerId: r.containerId, ifName: r.ifName } };
-  return undefined;
-}
-
-/** The code of a CNI error JSON, if `stdout` is one. */
-function errorCode(stdout: string): number | undefined {
-  try {
-    const o = JSON.parse(stdout) as { code?: unknown };
-    return typeof o.code === 'number' ? o.code : undefined;
-  } catch {
-    return undefined;
-  }
-}
