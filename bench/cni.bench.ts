@@ -62,19 +62,47 @@ async function latency(): Promise<void> {
   await run(reference, 'rw');
   const w = await run(weft, 'w');
   const r = await run(reference, 'r');
-  // The daemon's share: the same ADD and DEL straight over its socket, without the plugin's start.
+  // The executable's share: the same ADD and DEL sent straight over the daemon's socket, and by
+  // the executable run directly (no libcni, the environment a runtime gives it), alternating pod
+  // by pod so that both see the same load on this shared machine.
   const direct = { add: [] as number[], del: [] as number[] };
-  const ns = await pods('d');
-  for (const [i, p] of ns.entries()) {
+  const byExe = { add: [] as number[], del: [] as number[] };
+  const [dPods, ePods] = [await pods('d'), await pods('e')];
+  const socket = oc.socketPath(n1);
+  const stdin = JSON.stringify({ cniVersion: '1.0.0', name: 'weave', type: 'weave-net', socket });
+  const runExe = (command: string, id: string, netns: string): number => {
     const started = performance.now();
-    const a = await cniCall(oc.socketPath(n1), 'POST', '/cni/add', { containerId: `${i}direct`, ifName: 'eth0', netns: p.path });
+    const r = spawnSync(PLUGIN_EXE, [], { env: { CNI_COMMAND: command, CNI_CONTAINERID: id, CNI_NETNS: netns, CNI_IFNAME: 'eth0', CNI_PATH: dirname(PLUGIN_EXE) }, input: stdin, encoding: 'utf8' });
+    const ms = performance.now() - started;
+    if (r.status !== 0) throw new Error(`weave-net ${command}: ${r.stdout}${r.stderr}`);
+    return ms;
+  };
+  // STATUS costs the daemon next to nothing: its time through the executable, against the same
+  // route straight over the socket, is the executable's and the relay's own cost.
+  const status = { exe: [] as number[], direct: [] as number[] };
+  const statusStdin = JSON.stringify({ cniVersion: '1.1.0', name: 'weave', type: 'weave-net', socket });
+  for (let i = 0; i < count; i++) {
+    let started = performance.now();
+    const r = spawnSync(PLUGIN_EXE, [], { env: { CNI_COMMAND: 'STATUS', CNI_PATH: dirname(PLUGIN_EXE) }, input: statusStdin, encoding: 'utf8' });
+    status.exe.push(performance.now() - started);
+    if (r.status !== 0) throw new Error(`weave-net STATUS: ${r.stdout}${r.stderr}`);
+    started = performance.now();
+    const a = await cniCall(socket, 'GET', '/cni/status');
+    status.direct.push(performance.now() - started);
+    if (a.status !== 200) throw new Error(`direct STATUS: ${JSON.stringify(a)}`);
+  }
+  for (const [i, p] of dPods.entries()) {
+    const started = performance.now();
+    const a = await cniCall(socket, 'POST', '/cni/add', { containerId: `${i}direct`, ifName: 'eth0', netns: p.path });
     direct.add.push(performance.now() - started);
     if (a.status !== 200) throw new Error(`direct ADD: ${JSON.stringify(a)}`);
+    byExe.add.push(runExe('ADD', `${i}byexe`, ePods[i]!.path));
   }
-  for (const i of ns.keys()) {
+  for (const [i, p] of ePods.entries()) {
     const started = performance.now();
-    await cniCall(oc.socketPath(n1), 'POST', '/cni/del', { containerId: `${i}direct`, ifName: 'eth0' });
+    await cniCall(socket, 'POST', '/cni/del', { containerId: `${i}direct`, ifName: 'eth0' });
     direct.del.push(performance.now() - started);
+    byExe.del.push(runExe('DEL', `${i}byexe`, p.path));
   }
   const ratio = summary(w.addMs!).median / summary(r.addMs!).median;
   console.log(`ADD ms, weft (weave-net -> daemon: IPAM + veth):       ${formatSummary(w.addMs!, 1)}`);
@@ -83,7 +111,11 @@ async function latency(): Promise<void> {
   console.log(`DEL ms, weft:                                          ${formatSummary(w.delMs!, 1)}`);
   console.log(`DEL ms, weft daemon alone:                             ${formatSummary(direct.del, 1)}`);
   console.log(`DEL ms, reference:                                     ${formatSummary(r.delMs!, 1)}`);
-  console.log(`weft ADD median - daemon alone median (the executable's and the relay's share): ${(summary(w.addMs!).median - summary(direct.add).median).toFixed(1)} ms`);
+  console.log(`ADD ms, weave-net run directly (no libcni), same rounds:  ${formatSummary(byExe.add, 1)}`);
+  console.log(`DEL ms, weave-net run directly (no libcni), same rounds:  ${formatSummary(byExe.del, 1)}`);
+  console.log(`STATUS ms, weave-net (exec, relay, plugin logic in the daemon): ${formatSummary(status.exe, 2)}`);
+  console.log(`STATUS ms, straight over the socket:                          ${formatSummary(status.direct, 2)}`);
+  console.log(`the executable's and the relay's share of ADD (median, run directly - daemon alone): ${(summary(byExe.add).median - summary(direct.add).median).toFixed(1)} ms`);
   console.log(`weft ADD median / reference ADD median: ${ratio.toFixed(2)} (goal <= 2); DEL: ${(summary(w.delMs!).median / summary(r.delMs!).median).toFixed(2)}`);
 }
 
