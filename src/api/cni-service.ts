@@ -148,10 +148,12 @@ export class CniService {
       // `weave ps` and CHECK, and the runtime's ADD need not wait for a second fdatasync.
       this.put({ ...intent, cidr: address, mac: made.podMac }).catch((err: unknown) => this.log.error({ err }, `cannot save the CNI attachments: ${(err as Error).message}`));
       if (made.created) {
-        // Not waited for: the announcement waits for the bridge port, which the runtime need not.
-        void this.options.links.announce(req.containerId, req.ifName, req.netns, made.podMac).then((sent) => {
+        // Not waited for: the announcement waits for the bridge port, which the runtime need not;
+        // and started after the answer is written, since starting a process blocks this thread.
+        const podMac = made.podMac;
+        setImmediate(() => void this.options.links.announce(req.containerId, req.ifName, req.netns, podMac).then((sent) => {
           if (!sent) this.log.debug({ containerId: req.containerId }, `no gratuitous ARP for ${address}: the bridge port did not forward in time or the pod is gone`);
-        });
+        }));
       }
       this.log.info({ containerId: req.containerId, ifName: req.ifName, address, hostIf }, `attached ${req.containerId} (${req.ifName} ${address}) on ${hostIf}`);
       return {
