@@ -1,7 +1,7 @@
 // CNI plugin benchmarks:
-//   1. start-up: VERSION answered by the self-contained executable (dist/bin/weave-net), by node
-//      running the compiled modules (dist/src/cni/main.js) and by node running the one-file
-//      bundle (what the executable holds), against the reference Go plugin (`bridge`);
+//   1. start-up: VERSION answered by the static C executable (dist/bin/weave-net) against the
+//      reference Go plugin (`bridge`), with node's own start-up for scale (the plugin was a Node
+//      executable before);
 //   2. ADD and DEL latency through the same libcni driver (test/cni/driver), on a one-node local
 //      cluster with a real daemon: weave-net against the reference `bridge` + `host-local`.
 // Every figure is min / median / max of --count runs (20). Goal: weft ADD <= 2 x the reference.
@@ -14,12 +14,11 @@ import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { OverlayCluster } from '../src/cluster/overlay-cluster.js';
 import type { ClusterNode, Pod } from '../src/cluster/cluster.js';
-import { PLUGIN_JS, PLUGIN_SEA, buildDriver, driver, writeConflist } from '../test/cni/driver/driver.js';
-import { callDaemon } from '../src/cni/daemon-client.js';
+import { PLUGIN_EXE, buildDriver, driver, writeConflist } from '../test/cni/driver/driver.js';
+import { cniCall } from '../test/cni/daemon-socket.js';
 import { arg, formatSummary, summary } from './lib/stats.js';
 
 const count = Number(arg('count', '20'));
-const BUNDLE = join(dirname(PLUGIN_SEA), 'weave-net.cjs');
 const REFERENCE_DIR = '/usr/lib/cni';
 const cleanups: (() => unknown)[] = [];
 
@@ -53,7 +52,7 @@ async function latency(): Promise<void> {
   };
   const run = async (conflist: string, tag: string) => {
     const ns = await pods(tag);
-    const a = await driver(n1.ns, exe, 'bench', ['-conflist', conflist, '-path', `${dirname(PLUGIN_SEA)}:${REFERENCE_DIR}`, '-cache', join(dir, 'cache'),
+    const a = await driver(n1.ns, exe, 'bench', ['-conflist', conflist, '-path', `${dirname(PLUGIN_EXE)}:${REFERENCE_DIR}`, '-cache', join(dir, 'cache'),
       '-id', `${tag}x`, '-netns', ns.map((p) => p.path).join(',')]);
     if (!a.ok) throw new Error(`${tag}: ${a.error}`);
     return a;
@@ -63,19 +62,47 @@ async function latency(): Promise<void> {
   await run(reference, 'rw');
   const w = await run(weft, 'w');
   const r = await run(reference, 'r');
-  // The daemon's share: the same ADD and DEL straight over its socket, without the plugin's start.
+  // The executable's share: the same ADD and DEL sent straight over the daemon's socket, and by
+  // the executable run directly (no libcni, the environment a runtime gives it), alternating pod
+  // by pod so that both see the same load on this shared machine.
   const direct = { add: [] as number[], del: [] as number[] };
-  const ns = await pods('d');
-  for (const [i, p] of ns.entries()) {
+  const byExe = { add: [] as number[], del: [] as number[] };
+  const [dPods, ePods] = [await pods('d'), await pods('e')];
+  const socket = oc.socketPath(n1);
+  const stdin = JSON.stringify({ cniVersion: '1.0.0', name: 'weave', type: 'weave-net', socket });
+  const runExe = (command: string, id: string, netns: string): number => {
     const started = performance.now();
-    const a = await callDaemon(oc.socketPath(n1), 'POST', '/cni/add', { containerId: `${i}direct`, ifName: 'eth0', netns: p.path }, 30_000);
-    direct.add.push(performance.now() - started);
-    if (a.kind !== 'answer' || a.status !== 200) throw new Error(`direct ADD: ${JSON.stringify(a)}`);
+    const r = spawnSync(PLUGIN_EXE, [], { env: { CNI_COMMAND: command, CNI_CONTAINERID: id, CNI_NETNS: netns, CNI_IFNAME: 'eth0', CNI_PATH: dirname(PLUGIN_EXE) }, input: stdin, encoding: 'utf8' });
+    const ms = performance.now() - started;
+    if (r.status !== 0) throw new Error(`weave-net ${command}: ${r.stdout}${r.stderr}`);
+    return ms;
+  };
+  // STATUS costs the daemon next to nothing: its time through the executable, against the same
+  // route straight over the socket, is the executable's and the relay's own cost.
+  const status = { exe: [] as number[], direct: [] as number[] };
+  const statusStdin = JSON.stringify({ cniVersion: '1.1.0', name: 'weave', type: 'weave-net', socket });
+  for (let i = 0; i < count; i++) {
+    let started = performance.now();
+    const r = spawnSync(PLUGIN_EXE, [], { env: { CNI_COMMAND: 'STATUS', CNI_PATH: dirname(PLUGIN_EXE) }, input: statusStdin, encoding: 'utf8' });
+    status.exe.push(performance.now() - started);
+    if (r.status !== 0) throw new Error(`weave-net STATUS: ${r.stdout}${r.stderr}`);
+    started = performance.now();
+    const a = await cniCall(socket, 'GET', '/cni/status');
+    status.direct.push(performance.now() - started);
+    if (a.status !== 200) throw new Error(`direct STATUS: ${JSON.stringify(a)}`);
   }
-  for (const i of ns.keys()) {
+  for (const [i, p] of dPods.entries()) {
     const started = performance.now();
-    await callDaemon(oc.socketPath(n1), 'POST', '/cni/del', { containerId: `${i}direct`, ifName: 'eth0' }, 30_000);
+    const a = await cniCall(socket, 'POST', '/cni/add', { containerId: `${i}direct`, ifName: 'eth0', netns: p.path });
+    direct.add.push(performance.now() - started);
+    if (a.status !== 200) throw new Error(`direct ADD: ${JSON.stringify(a)}`);
+    byExe.add.push(runExe('ADD', `${i}byexe`, ePods[i]!.path));
+  }
+  for (const [i, p] of ePods.entries()) {
+    const started = performance.now();
+    await cniCall(socket, 'POST', '/cni/del', { containerId: `${i}direct`, ifName: 'eth0' });
     direct.del.push(performance.now() - started);
+    byExe.del.push(runExe('DEL', `${i}byexe`, p.path));
   }
   const ratio = summary(w.addMs!).median / summary(r.addMs!).median;
   console.log(`ADD ms, weft (weave-net -> daemon: IPAM + veth):       ${formatSummary(w.addMs!, 1)}`);
@@ -84,22 +111,23 @@ async function latency(): Promise<void> {
   console.log(`DEL ms, weft:                                          ${formatSummary(w.delMs!, 1)}`);
   console.log(`DEL ms, weft daemon alone:                             ${formatSummary(direct.del, 1)}`);
   console.log(`DEL ms, reference:                                     ${formatSummary(r.delMs!, 1)}`);
+  console.log(`ADD ms, weave-net run directly (no libcni), same rounds:  ${formatSummary(byExe.add, 1)}`);
+  console.log(`DEL ms, weave-net run directly (no libcni), same rounds:  ${formatSummary(byExe.del, 1)}`);
+  console.log(`STATUS ms, weave-net (exec, relay, plugin logic in the daemon): ${formatSummary(status.exe, 2)}`);
+  console.log(`STATUS ms, straight over the socket:                          ${formatSummary(status.direct, 2)}`);
+  console.log(`the executable's and the relay's share of ADD (median, run directly - daemon alone): ${(summary(byExe.add).median - summary(direct.add).median).toFixed(1)} ms`);
   console.log(`weft ADD median / reference ADD median: ${ratio.toFixed(2)} (goal <= 2); DEL: ${(summary(w.delMs!).median / summary(r.delMs!).median).toFixed(2)}`);
 }
 
 async function main(): Promise<void> {
   console.log(`CNI plugin benchmark: ${count} runs each, min / median / max`);
-  const sea = startupMs([PLUGIN_SEA]);
-  const js = startupMs([process.execPath, PLUGIN_JS]);
-  const bundle = startupMs([process.execPath, BUNDLE]);
+  const exe = startupMs([PLUGIN_EXE]);
   const ref = startupMs([join(REFERENCE_DIR, 'bridge')]);
   const floor = startupMs([process.execPath, '-e', 'process.stdout.write("supportedVersions")']);
-  console.log(`VERSION start-up ms, weave-net executable (SEA, ${(statSync(PLUGIN_SEA).size / 1e6).toFixed(0)} MB): ${formatSummary(sea, 1)}`);
-  console.log(`VERSION start-up ms, node dist/src/cni/main.js (modules):  ${formatSummary(js, 1)}`);
-  console.log(`VERSION start-up ms, node dist/bin/weave-net.cjs (bundle): ${formatSummary(bundle, 1)}`);
-  console.log(`VERSION start-up ms, reference Go plugin (bridge):         ${formatSummary(ref, 1)}`);
-  console.log(`start-up ms, node -e (node's own floor, for scale):       ${formatSummary(floor, 1)}`);
-  console.log(`SEA / modules: ${(summary(sea).median / summary(js).median).toFixed(2)}; SEA / Go reference: ${(summary(sea).median / summary(ref).median).toFixed(1)}`);
+  console.log(`VERSION start-up ms, weave-net (static C, ${(statSync(PLUGIN_EXE).size / 1e3).toFixed(0)} kB): ${formatSummary(exe, 2)}`);
+  console.log(`VERSION start-up ms, reference Go plugin (bridge):   ${formatSummary(ref, 2)}`);
+  console.log(`start-up ms, node -e (node's own floor, for scale): ${formatSummary(floor, 2)}`);
+  console.log(`weave-net / Go reference: ${(summary(exe).median / summary(ref).median).toFixed(2)}`);
   await latency();
 }
 

@@ -114,7 +114,8 @@ mkdir -p "$app/dist"
 cp "$root/package.json" "$root/package-lock.json" "$app/"
 (cd "$app" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null)
 cp -a "$root/dist/src" "$app/dist/src"
-[ ! -d "$root/dist/bin" ] || cp -a "$root/dist/bin" "$app/dist/bin"
+# The CNI plugin: the static executable alone (not its build's header and stamp).
+[ ! -f "$root/dist/bin/weave-net" ] || { mkdir -p "$app/dist/bin" && cp -a "$root/dist/bin/weave-net" "$app/dist/bin/"; }
 # Source maps point at TypeScript files the image does not hold; type declarations are for
 # compilers; koffi's native modules for other systems (the image is linux x64 with glibc).
 find "$app/dist" -name '*.map' -delete

@@ -27,10 +27,16 @@ if (!existsSync(genJs) || !existsSync(genDts) || statSync(genJs).mtimeMs < newes
 // Compiled tests of deleted sources would still be found by the test glob.
 rmSync(join(root, 'dist', 'test'), { recursive: true, force: true });
 run(bin('tsc'), ['-p', 'tsconfig.json']);
-for (const entry of ['dist/src/daemon/main.js', 'dist/src/cli/main.js', 'dist/src/cni/main.js', 'dist/src/k8s/launch.js']) {
+for (const entry of ['dist/src/daemon/main.js', 'dist/src/cli/main.js', 'dist/src/k8s/launch.js']) {
   if (existsSync(join(root, entry))) chmodSync(join(root, entry), 0o755);
 }
-// The CNI plugin as one self-contained executable, dist/bin/weave-net (scripts/build-cni.mjs);
-// skipped when its bundle and the node binary are what they were at the last build.
+// The CNI plugin, a static C executable, dist/bin/weave-net (scripts/build-cni.mjs); compiled
+// only when its source, its constants or the compiler changed.
 const { buildCni } = await import('./build-cni.mjs');
-if (await buildCni()) process.stdout.write('built dist/bin/weave-net\n');
+try {
+  if (await buildCni()) process.stdout.write('built dist/bin/weave-net\n');
+} catch (err) {
+  // The message says what is missing (gcc, libc6-dev) or what the compiler said; no stack.
+  process.stderr.write(`${err.message}\n`);
+  process.exit(1);
+}

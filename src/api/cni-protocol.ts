@@ -9,19 +9,59 @@
 //   POST /cni/check  CniCheckRequest  → 200 {}            (or an error naming what is wrong)
 //   POST /cni/gc     CniGcRequest     → 200 CniGcResponse
 //   GET  /cni/status                  → 200 {} when ADD can succeed, else 503 with a CniErrorBody
+//   POST /cni/exec   CniExecRequest   → 200, the body is the plugin's stdout (see below)
 //
 // Any non-200 answer carries a CniErrorBody whose code the plugin passes on to the runtime.
+//
+// /cni/exec is the raw relay the executable (src/cni/native/weave-net.c) uses: it forwards the
+// CNI_* environment and stdin as they are, the daemon runs the whole plugin logic (src/cni/plugin.ts)
+// and answers with exactly what to print (body, with a Content-Length), the exit status
+// (CNI_EXIT_HEADER) and a line for stderr (CNI_STDERR_HEADER, percent-encoded). The other routes
+// are what that logic calls, in process.
 
 /** Where the daemon listens for the plugin unless told otherwise. */
 export const DEFAULT_CNI_SOCKET = '/run/weave/weave.sock';
 
+/** The raw relay's route and headers (the C executable is built with these values). */
+export const CNI_EXEC_PATH = '/cni/exec';
+export const CNI_EXIT_HEADER = 'Weave-Cni-Exit';
+export const CNI_STDERR_HEADER = 'Weave-Cni-Stderr';
+
+/** What the executable relays: the CNI_* variables that were set, and stdin as text. */
+export interface CniExecRequest {
+  readonly env: Readonly<Record<string, string>>;
+  readonly stdin: string;
+}
+
+/** What the executable prints and exits with. */
+export interface CniExecOutcome {
+  readonly stdout: string;
+  readonly exitCode: number;
+  /** A line for stderr (the runtime logs it), beside the JSON on stdout. */
+  readonly stderr?: string;
+}
+
+/** Runs one relayed invocation (the daemon wires src/cni/relay.ts in). */
+export type CniRelay = (req: CniExecRequest) => Promise<CniExecOutcome>;
+
 /**
- * Releases the plugin could not hand to the daemon (it was down) wait here, one JSON file
- * (CniDelRequest) per attachment, beside the socket: the daemon replays them when it starts.
+ * How long the executable waits for the daemon's answer to each command (then: code 11). ADD
+ * covers IPAM's own 30 s wait for space.
+ */
+export const CNI_TIMEOUTS_MS = { ADD: 45_000, DEL: 20_000, CHECK: 20_000, GC: 30_000, STATUS: 10_000 } as const;
+
+export const PENDING_RELEASE_DIR_NAME = 'cni-pending-del';
+
+/**
+ * Releases the plugin could not hand to the daemon (it was down) wait here, beside the socket, one
+ * JSON file per attachment (`<container id>:<ifname>.json`, or the SHA-256 of `id\0ifname` when
+ * that is over 200 bytes): a CniExecRequest of the DEL as the executable would have relayed it,
+ * or, left by the Node.js plugin of earlier versions, a CniDelRequest. The daemon replays them
+ * when it starts.
  */
 export function pendingReleaseDir(socketPath: string): string {
   const slash = socketPath.lastIndexOf('/');
-  return `${slash <= 0 ? '/' : socketPath.slice(0, slash)}/cni-pending-del`;
+  return `${slash <= 0 ? '/' : socketPath.slice(0, slash)}/${PENDING_RELEASE_DIR_NAME}`;
 }
 
 /** An attachment is identified as CNI identifies it: container id and interface name. */

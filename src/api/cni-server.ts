@@ -6,8 +6,12 @@ import { connect } from 'node:net';
 import { chmod, lstat, mkdir, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Logger } from '../log/logger.js';
-import { CniCode, type CniAddRequest, type CniCheckRequest, type CniDelRequest, type CniErrorBody, type CniGcRequest } from './cni-protocol.js';
+import {
+  CNI_EXEC_PATH, CNI_EXIT_HEADER, CNI_STDERR_HEADER, CniCode,
+  type CniAddRequest, type CniCheckRequest, type CniDelRequest, type CniErrorBody, type CniExecOutcome, type CniExecRequest, type CniGcRequest, type CniRelay,
+} from './cni-protocol.js';
 import { CniFailure, type CniService } from './cni-service.js';
+import { execRequestOf, percentEncode } from './cni-exec-request.js';
 
 /** A GC lists every attachment of the node: allow a large body. */
 const MAX_BODY = 8 * 1024 * 1024;
@@ -20,48 +24,106 @@ function httpStatus(code: number): number {
   return 400;
 }
 
-export function createCniServer(service: CniService, log: Logger): Server {
+export function createCniServer(service: CniService, log: Logger, relay?: CniRelay): Server {
   const server = createServer((req, res) => {
-    handle(service, req, res).catch((err: unknown) => {
-      const failure = err instanceof CniFailure ? err : new CniFailure(CniCode.internal, (err as Error).message);
-      if (failure.code >= CniCode.internal) log.error({ err, path: req.url }, `CNI request failed: ${failure.message}`);
-      const body: CniErrorBody = { code: failure.code, msg: failure.message, ...(failure.details ? { details: failure.details } : {}) };
-      reply(res, httpStatus(failure.code), body);
+    handle(service, relay, req, res).catch((err: unknown) => {
+      const answer = failureAnswer(err, log, req.url);
+      reply(res, answer.status, answer.body);
     });
   });
   server.keepAliveTimeout = 1000;
   return server;
 }
 
-async function handle(service: CniService, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const path = new URL(req.url ?? '/', 'http://weave.sock').pathname;
-  const route = `${req.method ?? 'GET'} ${path}`;
+/** One route's answer: the status and the JSON body. */
+export interface CniRouteAnswer {
+  readonly status: number;
+  readonly body: unknown;
+}
+
+function failureAnswer(err: unknown, log: Logger, path: string | undefined): CniRouteAnswer {
+  const failure = err instanceof CniFailure ? err : new CniFailure(CniCode.internal, (err as Error).message);
+  if (failure.code >= CniCode.internal) log.error({ err, path }, `CNI request failed: ${failure.message}`);
+  const body: CniErrorBody = { code: failure.code, msg: failure.message, ...(failure.details ? { details: failure.details } : {}) };
+  return { status: httpStatus(failure.code), body };
+}
+
+/**
+ * The routes of cni-protocol.ts, without HTTP: what the server answers for `method path` with
+ * `body` (parsed JSON). The relayed plugin (src/cni/relay.ts) calls this in process, so that it
+ * takes exactly the paths a request over the socket takes. Never throws.
+ */
+export async function dispatchCni(service: CniService, log: Logger, method: string, path: string, body: unknown): Promise<CniRouteAnswer> {
+  try {
+    return { status: 200, body: await route(service, `${method} ${path}`, body) };
+  } catch (err) {
+    return failureAnswer(err, log, path);
+  }
+}
+
+async function route(service: CniService, route: string, body: unknown): Promise<unknown> {
+  const object = (): Record<string, unknown> => {
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new CniFailure(CniCode.decodeFailure, 'the request is not a JSON object');
+    return body as Record<string, unknown>;
+  };
   switch (route) {
     case 'GET /cni/status': {
       const r = service.readiness();
-      if (r.ready) return reply(res, 200, {});
+      if (r.ready) return {};
       throw new CniFailure(CniCode.pluginNotAvailable, r.reason);
     }
     case 'POST /cni/add':
-      return reply(res, 200, await service.add(await readJson<CniAddRequest>(req)));
+      return service.add(object() as unknown as CniAddRequest);
     case 'POST /cni/del':
-      await service.del(await readJson<CniDelRequest>(req));
-      return reply(res, 200, {});
+      await service.del(object() as unknown as CniDelRequest);
+      return {};
     case 'POST /cni/check':
-      await service.check(await readJson<CniCheckRequest>(req));
-      return reply(res, 200, {});
+      await service.check(object() as unknown as CniCheckRequest);
+      return {};
     case 'POST /cni/gc': {
-      const body = await readJson<CniGcRequest>(req);
-      if (!Array.isArray(body.valid) || !body.valid.every((v) => typeof v?.containerId === 'string' && typeof v.ifName === 'string')) {
+      const req = object() as unknown as CniGcRequest;
+      if (!Array.isArray(req.valid) || !req.valid.every((v) => typeof v?.containerId === 'string' && typeof v.ifName === 'string')) {
         throw new CniFailure(CniCode.decodeFailure, 'GC needs "valid": a list of {containerId, ifName}');
       }
-      return reply(res, 200, await service.gc(body.valid));
+      return service.gc(req.valid);
     }
   }
   throw new CniFailure(CniCode.internal, `no such CNI route: ${route}`);
 }
 
-async function readJson<T>(req: IncomingMessage): Promise<T> {
+async function handle(service: CniService, relay: CniRelay | undefined, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const path = new URL(req.url ?? '/', 'http://weave.sock').pathname;
+  const method = req.method ?? 'GET';
+  if (method === 'POST' && path === CNI_EXEC_PATH) {
+    if (relay === undefined) throw new CniFailure(CniCode.internal, 'this daemon does not run relayed CNI commands');
+    return replyExec(res, await relay(parseExecRequest(await readJson(req))));
+  }
+  const answer = await route(service, `${method} ${path}`, method === 'GET' ? undefined : await readJson(req));
+  reply(res, 200, answer);
+}
+
+/** The relayed request, or a decode failure (6) naming the shape wanted. */
+function parseExecRequest(o: unknown): CniExecRequest {
+  const req = execRequestOf(o);
+  if (req === undefined) throw new CniFailure(CniCode.decodeFailure, `${CNI_EXEC_PATH} needs {"env": {name: value}, "stdin": text}`);
+  return req;
+}
+
+/**
+ * The outcome as the executable expects it: the body is printed as it is, the exit status and
+ * the stderr line travel in headers. The line is percent-encoded (bytes outside printable ASCII,
+ * and '%'), since a header may not hold a line break or arbitrary bytes.
+ */
+function replyExec(res: ServerResponse, outcome: CniExecOutcome): void {
+  const headers: Record<string, string | number> = {
+    'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(outcome.stdout), [CNI_EXIT_HEADER]: outcome.exitCode,
+  };
+  if (outcome.stderr) headers[CNI_STDERR_HEADER] = percentEncode(outcome.stderr);
+  res.writeHead(200, headers);
+  res.end(outcome.stdout);
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {
@@ -69,14 +131,11 @@ async function readJson<T>(req: IncomingMessage): Promise<T> {
     if (size > MAX_BODY) throw new CniFailure(CniCode.decodeFailure, 'request body too large');
     chunks.push(chunk as Buffer);
   }
-  let parsed: unknown;
   try {
-    parsed = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
   } catch (err) {
     throw new CniFailure(CniCode.decodeFailure, `the request is not JSON: ${(err as Error).message}`);
   }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new CniFailure(CniCode.decodeFailure, 'the request is not a JSON object');
-  return parsed as T;
 }
 
 function reply(res: ServerResponse, status: number, body: unknown): void {

@@ -12,9 +12,13 @@ import { NetnsMissingError, type PodLinks } from '../dataplane/host/pod-link.js'
 import { podVethNames, validateContainerId, validatePodIfName, type PodLinkSpec } from '../dataplane/host/pod-link-plan.js';
 import {
   CniCode, pendingReleaseDir,
-  type Attachment, type CniAddRequest, type CniAddResponse, type CniAttachmentKey, type CniCheckRequest, type CniDelRequest, type CniGcResponse,
+  type Attachment, type CniAddRequest, type CniAddResponse, type CniAttachmentKey, type CniCheckRequest, type CniDelRequest, type CniGcResponse, type CniRelay,
 } from './cni-protocol.js';
-import { attachmentKey, gcVictims, orphans, parseRecords, recordsToText, toAttachments, type AttachmentRecord } from './cni-records.js';
+import { pendingReleaseOf, replayVerdict, type PendingRelease } from './cni-exec-request.js';
+import {
+  attachmentKey, encodeRecordChange, gcVictims, orphans, recordsFromFiles, recordsToText, toAttachments,
+  type AttachmentRecord, type RecordChange,
+} from './cni-records.js';
 
 /** A failure with the CNI code the plugin hands to the runtime. */
 export class CniFailure extends Error {
@@ -47,13 +51,19 @@ export interface CniServiceOptions {
   readonly log: Logger;
   /** Longest an ADD waits for IPAM before answering "try again later" (runtimes time out). */
   readonly addWaitMs?: number;
+  /** Runs a relayed invocation (src/cni/relay.ts): the pending releases the executable wrote are replayed through it. */
+  readonly relay?: CniRelay;
 }
 
 const DEFAULT_ADD_WAIT_MS = 3000;
+/** Journal lines after which the records are written whole again (and the journal emptied). */
+const JOURNAL_LIMIT = 100;
 
 export class CniService {
   private readonly records = new Map<string, AttachmentRecord>();
   private readonly store: StateStore;
+  /** Lines in the journal since the last snapshot. */
+  private journalLines = 0;
   private readonly log: Logger;
   /** One operation at a time per container: the tail of each container's queue. */
   private readonly locks = new Map<string, Promise<void>>();
@@ -71,12 +81,17 @@ export class CniService {
     const loaded = await service.store.load();
     if (loaded.kind === 'found') {
       try {
-        for (const r of parseRecords(loaded.text)) service.records.set(attachmentKey(r), r);
+        const { records, torn } = recordsFromFiles(loaded.text, loaded.journal);
+        for (const r of records) service.records.set(attachmentKey(r), r);
+        if (torn) service.log.warn({ path: service.store.journalPath }, 'the last CNI attachments journal line was cut short (a crash while it was written): ignored');
       } catch (err) {
         const aside = await service.store.setAside('unreadable');
         service.log.warn({ path: options.statePath, movedTo: aside }, `CNI attachments file set aside, starting without records: ${(err as Error).message}`);
       }
     }
+    // A snapshot holding all of it, so that the journal starts empty beside an existing file
+    // (the store reads a journal only beside a snapshot).
+    await service.snapshot();
     return service;
   }
 
@@ -122,41 +137,45 @@ export class CniService {
     // leads to the container's address (the IPAM id is the container id) and has no link, which
     // reconcile frees at start.
     const intent: AttachmentRecord = { containerId: req.containerId, ifName: req.ifName, netns: req.netns, hostIf, mac: before?.mac ?? '', cidr: before?.cidr ?? '' };
-    this.records.set(key, intent);
+    const link = { containerId: req.containerId, ifName: req.ifName, netns: req.netns, gateway, mtu, hairpin: req.hairpin ?? true, bridge: this.options.bridge };
+    // The address comes after the intent is on disk; the link work that needs no address runs
+    // meanwhile (PodLinks.create), and every path below awaits it.
+    const cidr = this.put(intent).then(() => this.address(req.containerId));
     try {
-      await this.persist();
-      const cidr = await this.address(req.containerId);
-      const spec: PodLinkSpec = { containerId: req.containerId, ifName: req.ifName, netns: req.netns, address: cidr, gateway, mtu, hairpin: req.hairpin ?? true, bridge: this.options.bridge };
-      this.records.set(key, { ...intent, cidr });
-      const made = await this.options.links.add(spec);
+      // A container this node has no record of: made without probing first (PodLinks.create).
+      let made = before === undefined ? await this.options.links.create(link, cidr) : undefined;
+      const address = await cidr;
+      made ??= await this.options.links.add({ ...link, address });
       if (made.repaired.length > 0) this.log.info({ containerId: req.containerId, repaired: made.repaired }, `pod link of ${req.containerId} repaired: ${made.repaired.join('; ')}`);
-      this.records.set(key, { ...intent, cidr, mac: made.podMac });
+      // Not waited for: the intent already leads back to the address; address and MAC only feed
+      // `weave ps` and CHECK, and the runtime's ADD need not wait for a second fdatasync.
+      this.put({ ...intent, cidr: address, mac: made.podMac }).catch((err: unknown) => this.log.error({ err }, `cannot save the CNI attachments: ${(err as Error).message}`));
       if (made.created) {
-        // Not waited for: the announcement waits for the bridge port, which the runtime need not.
-        void this.options.links.announce(req.containerId, req.ifName, req.netns, made.podMac).then((sent) => {
-          if (!sent) this.log.debug({ containerId: req.containerId }, `no gratuitous ARP for ${cidr}: the bridge port did not forward in time or the pod is gone`);
-        });
+        // Not waited for: the announcement waits for the bridge port, which the runtime need not;
+        // and started after the answer is written, since starting a process blocks this thread.
+        const podMac = made.podMac;
+        setImmediate(() => void this.options.links.announce(req.containerId, req.ifName, req.netns, podMac).then((sent) => {
+          if (!sent) this.log.debug({ containerId: req.containerId }, `no gratuitous ARP for ${address}: the bridge port did not forward in time or the pod is gone`);
+        }));
       }
-      // Not waited for: the intent above already leads back to the address; address and MAC
-      // only feed `weave ps` and CHECK, and the runtime's ADD need not pay for a second fsync.
-      this.persist().catch((err: unknown) => this.log.error({ err }, `cannot save the CNI attachments: ${(err as Error).message}`));
-      this.log.info({ containerId: req.containerId, ifName: req.ifName, address: cidr, hostIf }, `attached ${req.containerId} (${req.ifName} ${cidr}) on ${hostIf}`);
+      this.log.info({ containerId: req.containerId, ifName: req.ifName, address, hostIf }, `attached ${req.containerId} (${req.ifName} ${address}) on ${hostIf}`);
       return {
         hostInterface: { name: made.hostName, mac: made.hostMac },
         interface: { name: req.ifName, mac: made.podMac, sandbox: req.netns },
-        address: cidr,
+        address,
         gateway,
         routes: [{ dst: '0.0.0.0/0', gw: gateway }],
         mtu,
       };
     } catch (err) {
+      // An allocation still on its way must have arrived (or failed) before it is looked up.
+      await cidr.catch(() => undefined);
       if (before === undefined) {
         // Nothing of this attachment existed before this ADD: nothing of it may stay.
-        this.records.delete(key);
         if (this.options.ipam.lookup(req.containerId) !== undefined) await this.options.ipam.release(req.containerId);
-        await this.persist().catch((e: unknown) => this.log.error({ err: e }, 'cannot save the CNI attachments'));
+        await this.remove(req).catch((e: unknown) => this.log.error({ err: e }, 'cannot save the CNI attachments'));
       } else {
-        this.records.set(key, before);
+        await this.put(before).catch((e: unknown) => this.log.error({ err: e }, 'cannot save the CNI attachments'));
       }
       if (err instanceof CniFailure) throw err;
       if (err instanceof NetnsMissingError || err instanceof RangeError) throw new CniFailure(CniCode.invalidEnvironment, err.message);
@@ -217,8 +236,7 @@ export class CniService {
       if (!r.ok && this.options.ipam.lookup(req.containerId) !== undefined) throw new CniFailure(CniCode.tryAgainLater, `cannot release ${held} of ${req.containerId}: ${r.error}`);
     }
     if (mine !== undefined) {
-      this.records.delete(key);
-      await this.persist();
+      await this.remove(req);
     }
     if (mine !== undefined || removed || held !== undefined) {
       this.log.info({ containerId: req.containerId, ifName: req.ifName, address: held }, `detached ${req.containerId}${held ? ` and released ${held}` : ''}`);
@@ -293,29 +311,68 @@ export class CniService {
     // Names starting with '.' are the plugin's files still being written.
     for (const name of names.filter((n) => n.endsWith('.json') && !n.startsWith('.'))) {
       const path = `${dir}/${name}`;
-      let req: CniDelRequest | undefined;
+      let record: PendingRelease | undefined;
       try {
-        const o = JSON.parse(await readFile(path, 'utf8')) as Partial<CniDelRequest>;
-        if (typeof o.containerId === 'string' && typeof o.ifName === 'string') req = { containerId: o.containerId, ifName: o.ifName };
+        record = pendingReleaseOf(JSON.parse(await readFile(path, 'utf8')));
       } catch {
-        req = undefined;
+        record = undefined;
       }
-      if (req === undefined) {
+      if (record === undefined) {
         this.log.warn({ path }, `pending CNI release ${path} is unreadable: removed`);
-      } else {
-        try {
-          await this.del(req);
-          this.log.info({ containerId: req.containerId, ifName: req.ifName }, `replayed the DEL of ${req.containerId} the plugin recorded while the daemon was down`);
-        } catch (err) {
-          this.log.warn({ err, path }, `pending CNI release ${path} failed, kept for the next round: ${(err as Error).message}`);
-          continue;
-        }
+      } else if (!(await this.replay(record, path))) {
+        continue;
       }
       await rm(path, { force: true });
     }
   }
 
-  private persist(): Promise<void> {
+  /** Replays one release; false when it failed in a way worth retrying (the record is kept). */
+  private async replay(record: PendingRelease, path: string): Promise<boolean> {
+    try {
+      if (record.kind === 'del') {
+        await this.del(record.req);
+      } else {
+        if (this.options.relay === undefined) throw new Error('this daemon does not run relayed CNI commands');
+        const out = await this.options.relay(record.req);
+        const verdict = replayVerdict(out);
+        if (verdict === 'retry') throw new Error(out.stderr ?? out.stdout);
+        if (verdict === 'refused') {
+          this.log.warn({ path }, `pending CNI release ${path} was refused, removed: ${out.stderr ?? out.stdout}`);
+          return true;
+        }
+      }
+    } catch (err) {
+      this.log.warn({ err, path }, `pending CNI release ${path} failed, kept for the next round: ${(err as Error).message}`);
+      return false;
+    }
+    const who = record.kind === 'del' ? record.req.containerId : record.req.env.CNI_CONTAINERID ?? '?';
+    this.log.info({ containerId: who }, `replayed the DEL of ${who} the plugin recorded while the daemon was down`);
+    return true;
+  }
+
+  /** Sets a record and makes it durable: one journal line, and a snapshot now and then. */
+  private put(record: AttachmentRecord): Promise<void> {
+    this.records.set(attachmentKey(record), record);
+    return this.journal({ put: record });
+  }
+
+  /** Deletes a record durably. */
+  private remove(key: CniAttachmentKey): Promise<void> {
+    this.records.delete(attachmentKey(key));
+    return this.journal({ del: { containerId: key.containerId, ifName: key.ifName } });
+  }
+
+  private async journal(change: RecordChange): Promise<void> {
+    await this.store.append(encodeRecordChange(change));
+    if (++this.journalLines >= JOURNAL_LIMIT) {
+      // Not waited for: the change is durable already; the snapshot only keeps the journal short.
+      this.snapshot().catch((err: unknown) => this.log.error({ err }, `cannot save the CNI attachments: ${(err as Error).message}`));
+    }
+  }
+
+  /** Writes every record as the snapshot, which empties the journal. */
+  private snapshot(): Promise<void> {
+    this.journalLines = 0;
     return this.store.save(() => recordsToText(this.records.values()));
   }
 
@@ -342,3 +399,4 @@ function checkKey(k: CniAttachmentKey): void {
     throw new CniFailure(CniCode.invalidEnvironment, (err as Error).message);
   }
 }
+

@@ -24,7 +24,7 @@ export interface SetupCniOptions {
 export class SetupCniUsageError extends Error {}
 
 /**
- * The built single-executable plugin, `dist/bin/weave-net`, found relative to this file
+ * The built plugin, the static executable `dist/bin/weave-net`, found relative to this file
  * (dist/src/cli/setup-cni.js), so it works wherever the tree is unpacked.
  */
 export function defaultPluginPath(): string {

@@ -4,7 +4,7 @@
 import { fileURLToPath } from 'node:url';
 import { exec, type Netns } from './exec.js';
 
-/** The self-contained executable built into dist/bin (scripts/build-cni.mjs). */
+/** The static C executable built into dist/bin (scripts/build-cni.mjs). */
 export const WEAVE_NET_EXECUTABLE = fileURLToPath(new URL('../../bin/weave-net', import.meta.url));
 
 export interface PluginRun {

@@ -63,6 +63,11 @@ export function exec(ns: Netns, argv: readonly string[], options: ExecOptions = 
       timedOut = true;
       child.kill('SIGKILL');
     }, timeoutMs);
+    // A command may exit without reading its input (a CNI plugin answering VERSION does): the
+    // broken pipe is no failure of ours; its exit status says how it went.
+    child.stdin?.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPIPE') child.kill('SIGKILL');
+    });
     if (options.input !== undefined) child.stdin?.end(options.input);
     else child.stdin?.end();
   });

@@ -1,16 +1,15 @@
 // One invocation of weave-net, start to end: parse what the runtime gave, ask the daemon, say
-// what happened. The I/O (stdin, the socket, the file system) comes in through PluginIo, so that
-// every decision here (which error for which failure, when a release is recorded) is tested
-// without a daemon; main.ts passes the real ones.
+// what happened. It runs in the daemon, on what the executable (native/weave-net.c) relays; the
+// I/O (stdin, the calls, the file system) comes in through PluginIo, so that every decision here
+// (which error for which failure) is tested without a daemon; relay.ts passes the real ones.
+// (The executable itself answers VERSION and the cases without a daemon, with the same wording.)
 //
 //   1. CNI_COMMAND: VERSION answers at once, without reading stdin.
 //   2. The environment (code 7), then the network config (6, 1, 2, 4).
 //   3. ADD and CHECK: the namespace must exist and not be the host's own (7).
-//   4. The daemon: ADD, CHECK, GC need it (11 when it is down, 50 for STATUS); DEL without it
-//      writes the release down for later and succeeds.
+//   4. The daemon's routes (cni-protocol.ts): their answer, or their CNI error, passed on.
 import { CniCode, type CniAddRequest, type CniAddResponse, type CniCheckRequest, type CniDelRequest, type CniErrorBody, type CniGcRequest } from '../api/cni-protocol.js';
 import { CniError, badEnv, encodeError } from './cni-error.js';
-import type { DaemonAnswer, DaemonCall } from './daemon-client.js';
 import { parseCommand, parseInvocation, type Invocation } from './env.js';
 import { isObject } from './json-object.js';
 import { parseNetConf, type NetConf } from './netconf.js';
@@ -20,11 +19,18 @@ import { LATEST_VERSION, SUPPORTED_VERSIONS, isSupported } from './versions.js';
 
 export type NetnsState = 'ok' | 'missing' | 'not-netns' | 'host' | { readonly unreadable: string };
 
+/** A route's answer: its HTTP status and JSON text. */
+export interface DaemonAnswer {
+  readonly status: number;
+  readonly body: string;
+}
+
+/** Calls one of the daemon's routes (cni-server.ts dispatches them in process). */
+export type DaemonCall = (method: 'GET' | 'POST', path: string, body: unknown) => Promise<DaemonAnswer>;
+
 export interface PluginIo {
   readonly readStdin: () => Promise<string>;
   readonly call: DaemonCall;
-  /** Writes a release for the daemon to replay; returns where. Throws on I/O failure. */
-  readonly recordRelease: (socketPath: string, req: CniDelRequest) => string;
   readonly netnsState: (path: string) => NetnsState;
 }
 
@@ -34,9 +40,6 @@ export interface Outcome {
   /** A line for stderr (the runtime logs it), beside the JSON on stdout. */
   readonly stderr?: string;
 }
-
-/** How long each command waits for the daemon. ADD covers IPAM's own 30 s wait for space. */
-export const TIMEOUTS_MS = { ADD: 45_000, DEL: 20_000, CHECK: 20_000, GC: 30_000, STATUS: 10_000 } as const;
 
 export async function runPlugin(env: Readonly<Record<string, string | undefined>>, io: PluginIo): Promise<Outcome> {
   let version: string = LATEST_VERSION;
@@ -68,7 +71,6 @@ function peekVersion(stdin: string): string | undefined {
 
 async function perform(inv: Invocation, conf: NetConf, io: PluginIo): Promise<Outcome> {
   const ok: Outcome = { stdout: '', exitCode: 0 };
-  const socket = conf.socket;
   switch (inv.command) {
     case 'ADD': {
       checkNetns(inv.netns!, io);
@@ -76,7 +78,7 @@ async function perform(inv: Invocation, conf: NetConf, io: PluginIo): Promise<Ou
         containerId: inv.containerId!, ifName: inv.ifName!, netns: inv.netns!,
         ...(inv.pod ? { pod: inv.pod } : {}), ...(conf.mtu !== undefined ? { mtu: conf.mtu } : {}), hairpin: conf.hairpin,
       };
-      const body = expectOk(await io.call(socket, 'POST', '/cni/add', req, TIMEOUTS_MS.ADD), 'ADD', socket, CniCode.tryAgainLater);
+      const body = expectOk(await io.call('POST', '/cni/add', req), 'ADD');
       let added: CniAddResponse;
       try {
         added = JSON.parse(body) as CniAddResponse;
@@ -88,33 +90,23 @@ async function perform(inv: Invocation, conf: NetConf, io: PluginIo): Promise<Ou
     }
     case 'DEL': {
       const req: CniDelRequest = { containerId: inv.containerId!, ifName: inv.ifName!, ...(inv.netns ? { netns: inv.netns } : {}) };
-      const answer = await io.call(socket, 'POST', '/cni/del', req, TIMEOUTS_MS.DEL);
-      if (answer.kind !== 'unreachable') {
-        expectOk(answer, 'DEL', socket, CniCode.tryAgainLater);
-        return ok;
-      }
-      let where: string;
-      try {
-        where = io.recordRelease(socket, req);
-      } catch (err) {
-        throw new CniError(CniCode.ioFailure, `the weave daemon is not running at ${socket} (${answer.reason}), and the release of ${req.containerId} could not be recorded for later: ${(err as Error).message}`);
-      }
-      return { ...ok, stderr: `weave-net: the weave daemon is not running at ${socket} (${answer.reason}); the release of ${req.containerId}/${req.ifName} is recorded in ${where} and happens when it starts` };
+      expectOk(await io.call('POST', '/cni/del', req), 'DEL');
+      return ok;
     }
     case 'CHECK': {
       checkNetns(inv.netns!, io);
       const address = conf.prevResult ? addressOf(conf.prevResult, inv.ifName!, inv.netns) : undefined;
       const req: CniCheckRequest = { containerId: inv.containerId!, ifName: inv.ifName!, netns: inv.netns!, ...(address ? { address } : {}) };
-      expectOk(await io.call(socket, 'POST', '/cni/check', req, TIMEOUTS_MS.CHECK), 'CHECK', socket, CniCode.tryAgainLater);
+      expectOk(await io.call('POST', '/cni/check', req), 'CHECK');
       return ok;
     }
     case 'GC': {
       const req: CniGcRequest = { valid: conf.validAttachments ?? [] };
-      expectOk(await io.call(socket, 'POST', '/cni/gc', req, TIMEOUTS_MS.GC), 'GC', socket, CniCode.tryAgainLater);
+      expectOk(await io.call('POST', '/cni/gc', req), 'GC');
       return ok;
     }
     case 'STATUS':
-      expectOk(await io.call(socket, 'GET', '/cni/status', undefined, TIMEOUTS_MS.STATUS), 'STATUS', socket, CniCode.pluginNotAvailable);
+      expectOk(await io.call('GET', '/cni/status', undefined), 'STATUS');
       return ok;
     case 'VERSION':
       throw new Error('unreachable: VERSION is answered before the config is read');
@@ -130,14 +122,7 @@ function checkNetns(path: string, io: PluginIo): void {
 }
 
 /** The body of a 200 answer; anything else becomes the CniError the runtime should see. */
-export function expectOk(answer: DaemonAnswer, command: string, socket: string, downCode: number): string {
-  if (answer.kind === 'unreachable') {
-    throw new CniError(downCode, `the weave daemon is not running at ${socket} (${answer.reason})`,
-      `${command} needs the weave daemon (weaver) on this node; it listens on ${socket} once it has started`);
-  }
-  if (answer.kind === 'timeout') {
-    throw new CniError(CniCode.tryAgainLater, `the weave daemon at ${socket} did not answer ${command} within ${TIMEOUTS_MS[command as keyof typeof TIMEOUTS_MS] / 1000} s`);
-  }
+export function expectOk(answer: DaemonAnswer, command: string): string {
   if (answer.status === 200) return answer.body;
   let parsed: unknown;
   try {

@@ -16,7 +16,9 @@ import { DataPlane, BRIDGE_NAME, TAP_NAME } from '../dataplane/dataplane.js';
 import { EXPOSE_ID } from '../ipam/space.js';
 import type { Logger } from '../log/logger.js';
 import { CniService } from '../api/cni-service.js';
-import { createCniServer, listenUnix } from '../api/cni-server.js';
+import { createCniServer, dispatchCni, listenUnix } from '../api/cni-server.js';
+import type { CniRelay } from '../api/cni-protocol.js';
+import { cniRelay } from '../cni/relay.js';
 import { PodLinks } from '../dataplane/host/pod-link.js';
 import { localRunner } from '../dataplane/host/runner.js';
 import { resetPeer } from './reset.js';
@@ -131,11 +133,17 @@ async function main(): Promise<void> {
   if (dataplane) {
     const cniLog = rootLog.child({ component: 'cni' });
     try {
+      // The executable's raw relay runs the plugin here; it calls the service, which replays
+      // pending releases through it: bound once both exist.
+      let relay: CniRelay | undefined;
       cni = await CniService.open({
         ipam, links: new PodLinks(localRunner()), gateway: () => bridgeAddress, bridge: BRIDGE_NAME, mtu: config.mtu,
         statePath: `${config.dbPrefix}cni.json`, socketPath: config.socket, log: cniLog,
+        relay: (req) => (relay ? relay(req) : Promise.reject(new Error('the CNI relay is not ready yet'))),
       });
-      cniServer = createCniServer(cni, cniLog);
+      const opened = cni;
+      relay = cniRelay((method, path, body) => dispatchCni(opened, cniLog, method, path, body));
+      cniServer = createCniServer(cni, cniLog, relay);
       await listenUnix(cniServer, config.socket);
     } catch (err) {
       fail(`cannot serve the CNI plugin on ${config.socket}: ${(err as Error).message}`);

@@ -1,8 +1,9 @@
-// Replacing a file so that a reader (a container runtime listing /etc/cni/net.d, the daemon
-// replaying pending releases) sees the old file or the new one, never half of one, and so that a
+// Replacing a file so that a reader (a container runtime listing /etc/cni/net.d or running
+// /opt/cni/bin/weave-net) sees the old file or the new one, never half of one, and so that a
 // crash leaves one of the two on disk: fill a temporary file beside it, sync it, rename it over
 // the target, sync the directory (the rename is durable only once the directory is).
-// Synchronous: its callers are short-lived commands (the CNI plugin, `weave setup-cni`).
+// Synchronous: its caller is a short-lived command (`weave setup-cni`); the CNI executable does
+// the same in C for its pending releases.
 import { chmodSync, closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 

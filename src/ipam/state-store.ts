@@ -3,7 +3,8 @@
 // moment leaves either the old state or the new one, never a torn file; and beside it a journal
 // of appended lines (journal.ts), each fdatasync'ed, emptied whenever a new snapshot is durable.
 // Snapshot writes are serialised and coalesced: callers that arrive while a write is under way
-// share the next one.
+// share the next one. Appends and snapshot writes never overlap: a snapshot empties the journal,
+// which must not happen to a line appended while the snapshot's text was being written.
 import { open, rename, mkdir, readFile, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, basename, join } from 'node:path';
 
@@ -15,7 +16,8 @@ export class StateStore {
   private writing?: Promise<void>;
   private next?: { text: () => string; done: Promise<void>; resolve: () => void; reject: (e: unknown) => void };
   private seq = 0;
-  private journal?: FileHandle;
+  private journal?: Promise<FileHandle>;
+  private readonly appends = new Set<Promise<void>>();
 
   constructor(readonly path: string) {}
 
@@ -42,15 +44,27 @@ export class StateStore {
 
   /** Appends one journal line and makes it durable. */
   async append(line: string): Promise<void> {
-    if (this.writing) await this.writing.catch(() => undefined);
-    this.journal ??= await open(this.journalPath, 'a', 0o600);
-    await this.journal.appendFile(line, 'utf8');
-    await this.journal.datasync();
+    while (this.writing) await this.writing.catch(() => undefined);
+    // From here to the registration below nothing awaits: pump() sees this append.
+    this.journal ??= open(this.journalPath, 'a', 0o600);
+    const journal = this.journal;
+    const done = (async () => {
+      const file = await journal;
+      await file.appendFile(line, 'utf8');
+      await file.datasync();
+    })();
+    this.appends.add(done);
+    try {
+      await done;
+    } finally {
+      this.appends.delete(done);
+    }
   }
 
   async close(): Promise<void> {
-    await this.journal?.close();
+    const journal = this.journal;
     this.journal = undefined;
+    await (await journal?.catch(() => undefined))?.close();
   }
 
   /** Deletes the state and its journal (`weave reset`); returns the paths that were there. */
@@ -103,7 +117,9 @@ export class StateStore {
   }
 
   private async pump(): Promise<void> {
-    while (this.writing) await this.writing.catch(() => undefined);
+    while (this.writing || this.appends.size > 0) {
+      await Promise.allSettled([this.writing, ...this.appends]);
+    }
     const job = this.next;
     if (!job) return;
     this.next = undefined;
@@ -137,8 +153,9 @@ export class StateStore {
       await d.close();
     }
     // The snapshot holds everything the journal did: empty it (replaying it would be harmless).
-    await this.journal?.close();
-    this.journal = await open(this.journalPath, 'w', 0o600);
-    await this.journal.sync();
+    await this.close();
+    const emptied = open(this.journalPath, 'w', 0o600);
+    this.journal = emptied;
+    await (await emptied).sync();
   }
 }

@@ -9,6 +9,7 @@ import type { ClusterNode, Pod } from '../../src/cluster/cluster.js';
 import { pendingReleaseDir, type CniAddResponse } from '../../src/api/cni-protocol.js';
 import { waitFor } from '../lib/weaver.js';
 import { cniCall } from './daemon-socket.js';
+import { recordsOnDisk } from '../lib/cni-records-on-disk.js';
 
 const newId = (): string => randomBytes(32).toString('hex');
 const hostIf = (id: string): string => `vethwepl${id.slice(0, 7)}`;
@@ -66,8 +67,7 @@ t.test('the CNI socket of a node daemon', async (t) => {
     t.match(await n1.run(['ip', '-d', '-j', 'link', 'show', 'dev', hostIf(idA)]), /"hairpin":true/);
     t.equal((await podA.ping(gw, { count: 2 })).received, 2, 'the pod reaches its gateway');
     t.equal(await ps(n1), `${idA.slice(0, 12)} ${resA.interface.mac} ${resA.address}\n`, 'weave ps lists the attachment');
-    const file = JSON.parse(readFileSync(`${oc.dbPrefix(n1)}cni.json`, 'utf8')) as { attachments: unknown[] };
-    t.match(file.attachments, [{ containerId: idA, ifName: 'eth0', netns: podA.path, mac: resA.interface.mac, cidr: resA.address }], 'recorded on disk');
+    t.match(recordsOnDisk(`${oc.dbPrefix(n1)}cni.json`), [{ containerId: idA, ifName: 'eth0', netns: podA.path, mac: resA.interface.mac, cidr: resA.address }], 'recorded on disk');
   });
 
   await t.test('ADD again is the same attachment, and repairs what was broken', async (t) => {
@@ -127,7 +127,7 @@ t.test('the CNI socket of a node daemon', async (t) => {
     t.match(r.body.msg, /network namespace \/run\/netns\/wn1-does-not-exist does not exist/);
     t.equal(await n1.link(hostIf(id)), undefined);
     t.equal(await held(n1, id), undefined);
-    t.notMatch(readFileSync(`${oc.dbPrefix(n1)}cni.json`, 'utf8'), id);
+    t.notOk(recordsOnDisk(`${oc.dbPrefix(n1)}cni.json`).some((r) => r.containerId === id), 'no record of it on disk');
     // The pod already has an eth0 weave did not make: refused, and the pod's eth0 is left alone.
     const pod = await oc.cluster.addPodNamespace(n1, 'd');
     await pod.ipBatch(['link add eth0 type veth peer name other0']);

@@ -6,8 +6,11 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CniService, CniFailure, type CniIpam } from '../../src/api/cni-service.js';
-import { gcVictims, orphans, parseRecords, recordsToText, toAttachments, type AttachmentRecord } from '../../src/api/cni-records.js';
+import {
+  applyRecordJournal, encodeRecordChange, gcVictims, orphans, parseRecords, recordsFromFiles, recordsToText, toAttachments, type AttachmentRecord,
+} from '../../src/api/cni-records.js';
 import { PodLinks } from '../../src/dataplane/host/pod-link.js';
+import { recordsOnDisk } from '../lib/cni-records-on-disk.js';
 import type { Result } from '../../src/ipam/service.js';
 import { createLogger } from '../../src/log/logger.js';
 
@@ -94,12 +97,39 @@ t.test('records: round trip, GC victims, orphans, weave ps', async (t) => {
   t.same(toAttachments(records).map((a) => [a.containerId, a.mac, a.cidr]), [['bbbbbbbbbbbbbbbb', '02:00:00:00:00:01', '10.32.0.2/12']], 'an ADD under way is not listed');
 });
 
+t.test('records journal: changes replay in order onto the snapshot; a torn last line is dropped, a bad one refused', async (t) => {
+  const a = rec('aaaaaaaaaaaaaaaa');
+  const b = rec('bbbbbbbbbbbbbbbb');
+  const lines = [{ put: { ...b, mac: '', cidr: '' } }, { put: b }, { del: { containerId: a.containerId, ifName: 'eth0' } }, { put: { ...a, netns: '/run/netns/new' } }]
+    .map((c) => encodeRecordChange(c)).join('');
+  t.same(applyRecordJournal([a], lines), { records: [b, { ...a, netns: '/run/netns/new' }], applied: 4, torn: false });
+  t.same(applyRecordJournal([a], `${lines}{"put":{"contai`), { records: [b, { ...a, netns: '/run/netns/new' }], applied: 4, torn: true }, 'a write cut short');
+  t.same(applyRecordJournal([a], ''), { records: [a], applied: 0, torn: false });
+  t.throws(() => applyRecordJournal([a], 'x\n'), /journal line 1 is not JSON/);
+  t.throws(() => applyRecordJournal([a], `${lines}{"put":{"containerId":"c"}}\n`), /journal line 5 is malformed/);
+  t.same(recordsFromFiles(recordsToText([a]), encodeRecordChange({ put: b })).records, [a, b]);
+});
+
+t.test('records made durable by the journal alone are there after a restart, and a snapshot empties the journal', async (t) => {
+  const dir = tempDir(t);
+  const statePath = join(dir, 'cni.json');
+  const a = rec('aaaaaaaaaaaaaaaa');
+  const b = rec('bbbbbbbbbbbbbbbb');
+  writeFileSync(statePath, recordsToText([a]));
+  writeFileSync(`${statePath}.journal`, `${encodeRecordChange({ put: b })}${encodeRecordChange({ del: a })}{"put":`);
+  const svc = await CniService.open({ ipam: new SlowIpam(), links: noLinks, gateway: () => undefined, bridge: 'weave', mtu: 1376, statePath, socketPath: join(dir, 's.sock'), log });
+  t.same(svc.attachments().map((x) => x.containerId), ['bbbbbbbbbbbbbbbb'], 'the journal applied, the torn line ignored');
+  t.same(parseRecords(readFileSync(statePath, 'utf8')), [b], 'written whole at start');
+  t.equal(readFileSync(`${statePath}.journal`, 'utf8'), '', 'and the journal emptied');
+});
+
 t.test('a damaged attachments file is set aside, not silently dropped', async (t) => {
   const dir = tempDir(t);
   writeFileSync(join(dir, 'cni.json'), '{"version":1,"attachments":[');
   const svc = await CniService.open({ ipam: new SlowIpam(), links: noLinks, gateway: () => undefined, bridge: 'weave', mtu: 1376, statePath: join(dir, 'cni.json'), socketPath: join(dir, 's.sock'), log });
   t.same(svc.attachments(), []);
-  t.match(readdirSync(dir), [/^cni\.json\.unreadable-/]);
+  t.match(readdirSync(dir).sort(), ['cni.json', 'cni.json.journal', /^cni\.json\.unreadable-/], 'kept aside; a new empty file in its place');
+  t.same(parseRecords(readFileSync(join(dir, 'cni.json'), 'utf8')), []);
 });
 
 t.test('at start, a record left by an ADD that died before its link is made frees the address', async (t) => {
@@ -124,5 +154,5 @@ t.test('at start, a record left by an ADD that died before its link is made free
   t.same(svc.attachments().map((a) => a.containerId), ['alive000222'], 'the unfinished ADD is not listed');
   await svc.reconcile();
   t.same([...ipam.held.keys()].sort(), ['alive000222', 'other-use'], 'the dead ADD\'s address is released; the live one and non-CNI ids are kept');
-  t.same(parseRecords(readFileSync(join(dir, 'cni.json'), 'utf8')).map((r) => r.containerId), ['alive000222'], 'and its record is gone from disk');
+  t.same(recordsOnDisk(join(dir, 'cni.json')).map((r) => r.containerId), ['alive000222'], 'and its record is gone from disk');
 });

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { OverlayCluster } from '../../src/cluster/overlay-cluster.js';
 import type { ClusterNode, Pod } from '../../src/cluster/cluster.js';
-import { PLUGIN_SEA, buildDriver, driver, writeConflist, type DriverAnswer } from './driver/driver.js';
+import { PLUGIN_EXE, buildDriver, driver, writeConflist, type DriverAnswer } from './driver/driver.js';
 
 const K8S_ARGS = (id: string, name: string) => `IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=${name};K8S_POD_INFRA_CONTAINER_ID=${id};K8S_POD_UID=${randomBytes(4).toString('hex')}-uid`;
 /** What a Kubernetes runtime (containerd's go-cni) marshals: Go structs without JSON tags. */
@@ -26,7 +26,7 @@ t.test('a runtime on libcni: ADD, CHECK, GC, STATUS, DEL on two nodes', async (t
   const [n1, n2] = oc.nodes as [ClusterNode, ClusterNode];
   const dir = mkdtempSync(join(tmpdir(), 'weft-wn7-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const cniPath = `${dirname(PLUGIN_SEA)}:/usr/lib/cni`;
+  const cniPath = `${dirname(PLUGIN_EXE)}:/usr/lib/cni`;
   const conflist = (node: ClusterNode, version = '1.0.0') => writeConflist(dir, `${node.name}-${version}`, {
     cniVersion: version, name: 'weave',
     plugins: [

@@ -1,10 +1,11 @@
 // The weave-net executable against a live daemon on a one-node cluster: every bad input fails
 // before anything is made (no veth, no held address, checked in the node and through the
 // daemon's /ip), and a daemon that is down fails ADD with code 11 and, for DEL, records the
-// release that the daemon carries out when it is back: no address leaks.
+// release that the daemon carries out when it is back: no address leaks. Releases left in the
+// form the Node.js plugin of earlier versions wrote are carried out too (an upgraded node).
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync } from 'node:fs';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { OverlayCluster } from '../../src/cluster/overlay-cluster.js';
 import type { ClusterNode } from '../../src/cluster/cluster.js';
 import { pendingReleaseDir } from '../../src/api/cni-protocol.js';
@@ -49,6 +50,10 @@ t.test('bad input and a daemon that is down leave nothing behind', async (t) => 
   t.same(await podVeths(), [`vethwepl${id.slice(0, 7)}`]);
   t.ok(await held(id));
 
+  const old = await oc.cluster.addPodNamespace(n1, 'o');
+  const idOld = randomBytes(32).toString('hex');
+  t.equal((await runPlugin(n1.ns, { ...add, CNI_CONTAINERID: idOld, CNI_NETNS: old.path }, conf())).code, 0, 'ADD of a second pod');
+
   // Daemon down: ADD of another pod fails with 11 and makes nothing; DEL is recorded.
   const daemon = oc.daemons.get(n1)!;
   daemon.kill('SIGKILL');
@@ -62,13 +67,16 @@ t.test('bad input and a daemon that is down leave nothing behind', async (t) => 
   const del = await runPlugin(n1.ns, { ...add, CNI_COMMAND: 'DEL' }, conf());
   t.equal(del.code, 0, 'DEL with the daemon down succeeds');
   t.same(readdirSync(pendingReleaseDir(socket)), [`${id}:eth0.json`], 'and leaves its release for the daemon');
+  t.same(JSON.parse(readFileSync(`${pendingReleaseDir(socket)}/${id}:eth0.json`, 'utf8')), { env: { ...add, CNI_COMMAND: 'DEL' }, stdin: conf() }, 'as the request it would have relayed');
+  // The second pod's release as the earlier Node.js plugin recorded it.
+  writeFileSync(`${pendingReleaseDir(socket)}/${idOld}:eth0.json`, `${JSON.stringify({ containerId: idOld, ifName: 'eth0', netns: old.path })}\n`);
 
   // The daemon comes back and carries out the release.
   oc.startDaemon(n1);
   await waitFor('daemon back', async () => ((await oc.call(n1, 'GET', '/ip/weave:expose')).status === 200 ? true : undefined), 30_000, 200);
-  await waitFor('pending release replayed', async () => (!(await held(id)) ? true : undefined), 20_000, 200);
-  t.pass('the address of the pod deleted while the daemon was down is released');
+  await waitFor('pending releases replayed', async () => (!(await held(id)) && !(await held(idOld)) ? true : undefined), 20_000, 200);
+  t.pass('the addresses of the pods deleted while the daemon was down are released (new and old record)');
   t.same(await podVeths(), [], 'its veth is gone');
-  t.notOk(existsSync(`${pendingReleaseDir(socket)}/${id}:eth0.json`), 'the record is consumed');
+  t.same(readdirSync(pendingReleaseDir(socket)), [], 'the records are consumed');
   t.notOk(await held(idQ), 'the failed ADD holds no address');
 });

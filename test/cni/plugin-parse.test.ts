@@ -5,7 +5,6 @@ import { parseNetConf } from '../../src/cni/netconf.js';
 import { buildResult } from '../../src/cni/result.js';
 import { addressOf, parsePrevResult } from '../../src/cni/prev-result.js';
 import { CniError } from '../../src/cni/cni-error.js';
-import { pendingReleaseName } from '../../src/cni/pending-release.js';
 import { DEFAULT_CNI_SOCKET, type CniAddResponse } from '../../src/api/cni-protocol.js';
 
 function codeOf(fn: () => unknown): { code: number; msg: string } {
@@ -154,11 +153,4 @@ t.test('prevResult: the address of the interface asked about', async (t) => {
   t.equal(addressOf(prev, 'eth1', '/run/netns/x'), undefined);
   t.equal(addressOf(prev, 'eth0', '/run/netns/other'), undefined, 'another sandbox');
   t.equal(addressOf(parsePrevResult({ ips: [{ version: '4', address: '10.32.0.9/12' }] }), 'eth0', '/x'), '10.32.0.9/12', 'a bare result');
-});
-
-t.test('pending release file names never collide nor leave their directory', async (t) => {
-  t.equal(pendingReleaseName({ containerId: 'abc', ifName: 'eth0' }), 'abc:eth0.json');
-  t.not(pendingReleaseName({ containerId: 'a_b', ifName: 'c' }), pendingReleaseName({ containerId: 'a', ifName: 'b_c' }));
-  const long = pendingReleaseName({ containerId: 'a'.repeat(300), ifName: 'eth0' });
-  t.match(long, /^[0-9a-f]{64}\.json$/);
 });

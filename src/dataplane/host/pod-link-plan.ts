@@ -32,6 +32,9 @@ export interface PodLinkSpec {
   readonly bridge: string;
 }
 
+/** A pod link before its address is known (a first ADD starts on the host end meanwhile). */
+export type LinkSpec = Omit<PodLinkSpec, 'address'>;
+
 /** Container ids as the CNI spec allows them: alphanumerics first, then alphanumerics, `_`, `.`, `-`. */
 const CONTAINER_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 /** Linux interface names: 1-15 bytes, no `/`, `:` or whitespace, not `.` or `..`. */
@@ -139,9 +142,7 @@ export type PodLinkAction =
   /** An iproute2 command line without the leading `ip`, run in the host's (the node's) namespace. */
   | { readonly where: 'host'; readonly line: string }
   /** An iproute2 command line run in the pod's namespace. */
-  | { readonly where: 'pod'; readonly line: string }
-  /** A /proc/sys/net file written in the pod's namespace. */
-  | { readonly where: 'pod-sysctl'; readonly path: string; readonly value: string };
+  | { readonly where: 'pod'; readonly line: string };
 
 /** A fix of a pod's links; the problem is CHECK's answer and ADD's log line. */
 export type PodLinkFix = Fix<PodLinkAction>;
@@ -165,12 +166,12 @@ export interface PlanInput {
 const host = (line: string): PodLinkAction => ({ where: 'host', line });
 const pod = (line: string): PodLinkAction => ({ where: 'pod', line });
 
-/** The spec's values checked and normalised; throws a RangeError naming the bad one. */
-export function checkSpec(spec: PodLinkSpec): void {
+/** The spec's values checked (the address when there is one); throws a RangeError naming the bad one. */
+export function checkSpec(spec: LinkSpec & { readonly address?: string }): void {
   validateContainerId(spec.containerId);
   validatePodIfName(spec.ifName);
   validatePodIfName(spec.bridge);
-  parseIpv4WithPrefix(spec.address);
+  if (spec.address !== undefined) parseIpv4WithPrefix(spec.address);
   parseIpv4(spec.gateway);
   if (!Number.isInteger(spec.mtu) || spec.mtu < 576 || spec.mtu > 65535) throw new RangeError(`invalid MTU ${spec.mtu}: want 576-65535`);
   if (!spec.netns.startsWith('/') || /[\s\0]/.test(spec.netns)) throw new RangeError(`invalid netns path "${spec.netns.slice(0, 200)}": want an absolute path`);
@@ -204,24 +205,7 @@ export function planPodLink(input: PlanInput): PodLinkPlan {
   }
   if (hostLink === undefined) {
     creates = true;
-    const gso = `gso_max_size ${POD_GSO_MAX_SIZE}`;
-    fixes.push({
-      problem: `${names.host} was missing`,
-      actions: [
-        host(`link add ${names.host} mtu ${spec.mtu} ${gso} address ${input.newMacs.host} type veth ` +
-          `peer name ${names.peer} mtu ${spec.mtu} ${gso} address ${input.newMacs.pod} netns ${spec.netns}`),
-        host(`link set ${names.host} master ${spec.bridge}`),
-        host(`link set dev ${names.host} type bridge_slave hairpin ${spec.hairpin ? 'on' : 'off'}`),
-        host(`link set ${names.host} up`),
-        // With arp_notify the kernel sends a gratuitous ARP for the pod's address when its MAC is
-        // set (PodLinks.announce does so once the bridge port forwards).
-        { where: 'pod-sysctl', path: `/proc/sys/net/ipv4/conf/${names.peer}/arp_notify`, value: '1' },
-        pod(`link set ${names.peer} name ${spec.ifName}`),
-        pod(`addr add ${spec.address} dev ${spec.ifName}`),
-        pod(`link set ${spec.ifName} up`),
-        pod(`route replace default via ${spec.gateway} dev ${spec.ifName}`),
-      ],
-    });
+    fixes.push({ problem: `${names.host} was missing`, actions: creationActions(spec, input.newMacs) });
     return { fixes, unfixable, creates };
   }
   podEnd = podEnd!;
@@ -231,6 +215,46 @@ export function planPodLink(input: PlanInput): PodLinkPlan {
   }
   fixPod(podEnd, ns, spec, fixes);
   return { fixes, unfixable, creates };
+}
+
+/**
+ * The actions that make a container's pair anew, host end first (made, on the bridge, up), then
+ * the pod end (renamed, addressed, up, routed). MACs are set at creation, so no probe is needed
+ * to report them. The same lines serve a plan after a probe and a first ADD without one, which
+ * runs the host's half while the address is still being allocated.
+ */
+export function creationActions(spec: PodLinkSpec, newMacs: PlanInput['newMacs']): PodLinkAction[] {
+  return [...hostCreationLines(spec, newMacs).map(host), ...podCreationLines(spec).map(pod)];
+}
+
+export function hostCreationLines(spec: LinkSpec, newMacs: PlanInput['newMacs']): string[] {
+  const names = podVethNames(spec.containerId);
+  const gso = `gso_max_size ${POD_GSO_MAX_SIZE}`;
+  return [
+    `link add ${names.host} mtu ${spec.mtu} ${gso} address ${newMacs.host} type veth ` +
+      `peer name ${names.peer} mtu ${spec.mtu} ${gso} address ${newMacs.pod} netns ${spec.netns}`,
+    `link set ${names.host} master ${spec.bridge}`,
+    `link set dev ${names.host} type bridge_slave hairpin ${spec.hairpin ? 'on' : 'off'}`,
+    `link set ${names.host} up`,
+  ];
+}
+
+export function podCreationLines(spec: PodLinkSpec): string[] {
+  const names = podVethNames(spec.containerId);
+  return [
+    `link set ${names.peer} name ${spec.ifName}`,
+    `addr add ${spec.address} dev ${spec.ifName}`,
+    `link set ${spec.ifName} up`,
+    `route replace default via ${spec.gateway} dev ${spec.ifName}`,
+  ];
+}
+
+/**
+ * The pod's arp_notify switch: with it on, the kernel sends a gratuitous ARP for the pod's
+ * address when the interface's MAC is set (PodLinks.announce does so once the bridge port forwards).
+ */
+export function arpNotifyPath(ifName: string): string {
+  return `/proc/sys/net/ipv4/conf/${validatePodIfName(ifName)}/arp_notify`;
 }
 
 function fixHost(l: LinkState, spec: PodLinkSpec, name: string, fixes: PodLinkFix[]): void {

@@ -3,10 +3,10 @@
 // `ip -n` takes only names under /run/netns). A shell around pod-link-plan.ts.
 import { randomBytes } from 'node:crypto';
 import {
-  checkSpec, isPodHostVeth, localMac, parseLinkJson, parsePodProbe, planPodLink, podVethNames, POD_PROBE_SCRIPT,
-  type LinkState, type PodLinkAction, type PodLinkPlan, type PodLinkSpec, type PodNetnsState,
+  arpNotifyPath, checkSpec, hostCreationLines, isPodHostVeth, localMac, parseLinkJson, parsePodProbe, planPodLink, podVethNames,
+  podCreationLines, POD_PROBE_SCRIPT, type LinkSpec, type LinkState, type PodLinkAction, type PodLinkPlan, type PodLinkSpec, type PodNetnsState,
 } from './pod-link-plan.js';
-import { HostCommandError, runChecked, type Runner } from './runner.js';
+import { DEFAULT_COMMAND_TIMEOUT_MS, HostCommandError, runChecked, type RunResult, type Runner } from './runner.js';
 
 /** The netns path is not there (the runtime gave a wrong one, or the pod is gone). */
 export class NetnsMissingError extends Error {
@@ -58,6 +58,43 @@ export class PodLinks {
   }
 
   /**
+   * Makes the pair of a container this node has no record of, without probing first: the probe
+   * is a process in the pod's namespace, a third of an ADD, and a first ADD finds nothing there.
+   * The host end is made while `address` is still on its way (the caller's IPAM allocation), then
+   * the pod end. Resolves undefined, having removed whatever it made, when anything fails on the
+   * way (a link of that name already, a missing namespace or bridge...): add() then probes, and
+   * repairs or says exactly what is wrong. Rejects only with `address`'s own error.
+   */
+  async create(spec: LinkSpec, address: Promise<string>): Promise<PodLinkResult | undefined> {
+    // `address` is awaited only after the host's half, or never when create gives up before:
+    // its failure is the caller's to handle, not an unhandled rejection meanwhile.
+    address.catch(() => undefined);
+    const names = podVethNames(spec.containerId);
+    const macs = { host: localMac(randomBytes(5)), pod: localMac(randomBytes(5)) };
+    checkSpec(spec);
+    const made = await this.batch(spec.netns, 'host', hostCreationLines(spec, macs));
+    if (made.code !== 0) {
+      // Line 1 made the pair: when it is the line that failed, there is nothing to remove.
+      if (!/Command failed -:1\b/.test(made.stderr)) await this.removeHost(spec.containerId).catch(() => undefined);
+      return undefined;
+    }
+    let full: PodLinkSpec;
+    try {
+      full = { ...spec, address: await address };
+      checkSpec(full);
+    } catch (err) {
+      await this.removeHost(spec.containerId).catch(() => undefined);
+      throw err;
+    }
+    const configured = await this.batch(spec.netns, 'pod', podCreationLines(full));
+    if (configured.code !== 0) {
+      await this.removeHost(spec.containerId).catch(() => undefined);
+      return undefined;
+    }
+    return { hostName: names.host, hostMac: macs.host, podMac: macs.pod, repaired: [], created: true };
+  }
+
+  /**
    * Makes or repairs the pod's link. On failure, a pair this call made is deleted before the
    * error is thrown: nothing half-made is left.
    */
@@ -78,8 +115,8 @@ export class PodLinks {
 
   /**
    * A gratuitous ARP for the pod's address, so that peers holding a stale entry for a reused
-   * address learn the new MAC at once. The pod end has arp_notify set, so the kernel announces
-   * when its MAC is set (to the same value); it announces at link-up too, but the bridge drops
+   * address learn the new MAC at once: with arp_notify on, the kernel announces when the pod
+   * end's MAC is set (to the same value). It would announce at link-up too, but the bridge drops
    * that one: its port forwards only once the kernel has processed the carrier change, so wait for
    * that first. Resolves false if the port never forwards or the pod is gone (best effort).
    */
@@ -92,7 +129,9 @@ export class PodLinks {
       if (r.code !== 0 || Date.now() > deadline) return false;
       await new Promise((res) => setTimeout(res, 50));
     }
-    const r = await this.runner(['nsenter', `--net=${netns}`, 'ip', 'link', 'set', 'dev', ifName, 'address', mac]);
+    // Paths and names come from validated values; they go through argv, not the script text.
+    const script = 'printf 1 > "$1" && exec ip link set dev "$2" address "$3"';
+    const r = await this.runner(['nsenter', `--net=${netns}`, 'sh', '-c', script, 'sh', arpNotifyPath(ifName), ifName, mac]);
     return r.code === 0;
   }
 
@@ -118,32 +157,24 @@ export class PodLinks {
     return new Set(links.flatMap((l) => (typeof l.ifname === 'string' && isPodHostVeth(l.ifname) ? [l.ifname] : [])));
   }
 
-  /**
-   * Runs actions in order, consecutive ones of the same place as one batch; a sysctl in the pod
-   * goes in the same process as the pod batch after it (each process costs milliseconds).
-   */
+  /** Runs actions in order, consecutive ones of the same place as one batch (each process costs milliseconds). */
   private async apply(netns: string, actions: readonly PodLinkAction[]): Promise<void> {
     let i = 0;
     while (i < actions.length) {
-      const a = actions[i]!;
-      let sysctl: { path: string; value: string } | undefined;
-      if (a.where === 'pod-sysctl') {
-        sysctl = { path: a.path, value: a.value };
-        i++;
-      }
-      const where = sysctl !== undefined ? 'pod' : a.where;
+      const where = actions[i]!.where;
       const lines: string[] = [];
-      while (i < actions.length && actions[i]!.where === where) lines.push((actions[i++] as { line: string }).line);
-      const input = `${lines.join('\n')}\n`;
-      if (where === 'host') {
-        await runChecked(this.runner, ['ip', '-batch', '-'], { input });
-      } else if (sysctl !== undefined) {
-        // The path comes from the plan (validated names only); path and value go through argv.
-        const script = lines.length > 0 ? 'printf %s "$2" > "$1" && exec ip -batch -' : 'printf %s "$2" > "$1"';
-        await runChecked(this.runner, ['nsenter', `--net=${netns}`, 'sh', '-c', script, 'sh', sysctl.path, sysctl.value], { input });
-      } else {
-        await runChecked(this.runner, ['nsenter', `--net=${netns}`, 'ip', '-batch', '-'], { input });
-      }
+      while (i < actions.length && actions[i]!.where === where) lines.push(actions[i++]!.line);
+      const r = await this.batch(netns, where, lines);
+      if (r.code !== 0) throw new HostCommandError(this.batchArgv(netns, where), r);
     }
+  }
+
+  /** One `ip -batch` process in the host's namespace or the pod's. */
+  private batch(netns: string, where: PodLinkAction['where'], lines: readonly string[]): Promise<RunResult> {
+    return this.runner(this.batchArgv(netns, where), { input: `${lines.join('\n')}\n`, timeoutMs: DEFAULT_COMMAND_TIMEOUT_MS });
+  }
+
+  private batchArgv(netns: string, where: PodLinkAction['where']): string[] {
+    return where === 'host' ? ['ip', '-batch', '-'] : ['nsenter', `--net=${netns}`, 'ip', '-batch', '-'];
   }
 }

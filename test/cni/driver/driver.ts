@@ -11,10 +11,8 @@ import { exec, type Netns } from '../../../src/cluster/exec.js';
 import { runCniPlugin, WEAVE_NET_EXECUTABLE } from '../../../src/cluster/cni-exec.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-/** The self-contained executable (scripts/build-cni.mjs). */
-export const PLUGIN_SEA = WEAVE_NET_EXECUTABLE;
-/** The same plugin as compiled JavaScript, run by node. */
-export const PLUGIN_JS = join(here, '..', '..', '..', 'src', 'cni', 'main.js');
+/** The static C executable (scripts/build-cni.mjs). */
+export const PLUGIN_EXE = WEAVE_NET_EXECUTABLE;
 /** The driver's Go source, in the repository (dist/test/cni/driver -> test/cni/driver). */
 const DRIVER_SRC = join(here, '..', '..', '..', '..', 'test', 'cni', 'driver');
 

@@ -79,7 +79,6 @@ t.test('no host end: the pair is made, named, addressed and routed in order', as
     { where: 'host', line: 'link set vethweplabcdef0 master weave' },
     { where: 'host', line: 'link set dev vethweplabcdef0 type bridge_slave hairpin on' },
     { where: 'host', line: 'link set vethweplabcdef0 up' },
-    { where: 'pod-sysctl', path: '/proc/sys/net/ipv4/conf/vethwepgabcdef0/arp_notify', value: '1' },
     { where: 'pod', line: 'link set vethwepgabcdef0 name eth0' },
     { where: 'pod', line: 'addr add 10.32.0.5/12 dev eth0' },
     { where: 'pod', line: 'link set eth0 up' },

@@ -88,3 +88,55 @@ t.test('a failed add leaves no veth', async (t) => {
   await t.rejects(links.add({ ...spec, netns: '/run/netns/wn4-missing' }), new NetnsMissingError('network namespace /run/netns/wn4-missing does not exist: nsenter: cannot open /run/netns/wn4-missing: No such file or directory'));
   t.same([...(await links.hostVeths())], []);
 });
+
+t.test('create: a first ADD without a probe, and whatever is in its way sends it back to add()', async (t) => {
+  const cluster = await LocalCluster.create({ prefix: PREFIX, nodes: 1, underlaySubnet: '172.31.55.0/24' });
+  t.teardown(() => cluster.destroy());
+  const node = cluster.nodes[0]!;
+  const pod = await cluster.addPodNamespace(node, 'c');
+  const commands: string[] = [];
+  const links = new PodLinks((argv, options) => {
+    if (argv.includes('-batch')) commands.push(argv.join(' '));
+    return node.exec(argv, options);
+  });
+  const link = { containerId: 'c0ffee0011', ifName: 'eth0', netns: pod.path, gateway: '10.32.0.1', mtu: 1376, hairpin: true, bridge: 'weave' };
+  const spec: PodLinkSpec = { ...link, address: '10.32.0.9/12' };
+
+  // No bridge yet: the host half fails after the pair was made; create removes it and says "not me".
+  t.equal(await links.create(link, Promise.resolve(spec.address)), undefined);
+  t.same([...(await links.hostVeths())], [], 'no host end left');
+  t.same((await pod.links()).map((l) => l.ifname), ['lo'], 'no pod end left');
+
+  await node.ipBatch(['link add weave mtu 1376 type bridge', 'addr add 10.32.0.1/12 dev weave', 'link set weave up']);
+  // The address arrives only after the host end is made: create waits for it in between.
+  let give!: (cidr: string) => void;
+  const address = new Promise<string>((resolve) => { give = resolve; });
+  commands.length = 0;
+  const pending = links.create(link, address);
+  for (let i = 0; i < 200 && !(await links.hostVeths()).has('vethweplc0ffee0'); i++) await new Promise((r) => setTimeout(r, 10));
+  t.ok((await links.hostVeths()).has('vethweplc0ffee0'), 'the host end is made before the address is known');
+  give(spec.address);
+  const made = await pending;
+  t.equal(made?.created, true);
+  t.same(commands, ['ip -batch -', `nsenter --net=${pod.path} ip -batch -`], 'two processes (the host\'s half, the pod\'s half), no probe');
+  t.equal((await pod.link('eth0'))?.address, made?.podMac);
+  t.same(await links.check(spec), [], 'the same link add() would make: CHECK finds nothing to fix');
+  t.equal((await pod.ping('10.32.0.1', { count: 1 })).received, 1, 'the pod reaches the bridge');
+
+  // The pair exists now: a second create finds it in the way (and leaves it alone).
+  t.equal(await links.create(link, Promise.resolve(spec.address)), undefined);
+  t.same(await links.check(spec), [], 'the existing pair is untouched');
+  t.equal(await links.removeHost(link.containerId), true);
+
+  // Somebody else's eth0 in the pod: the rename fails, the new pair goes, eth0 stays.
+  await pod.ipBatch(['link add eth0 type veth peer name other0']);
+  t.equal(await links.create(link, Promise.resolve(spec.address)), undefined);
+  t.same([...(await links.hostVeths())], []);
+  t.same((await pod.links()).map((l) => l.ifname).sort(), ['eth0', 'lo', 'other0']);
+  await pod.ipBatch(['link del eth0']);
+
+  // No address after all (IPAM said "try later"): its error, and nothing left.
+  await t.rejects(links.create(link, Promise.reject(new Error('no address yet'))), /no address yet/);
+  t.same([...(await links.hostVeths())], []);
+  t.same((await pod.links()).map((l) => l.ifname), ['lo']);
+});
