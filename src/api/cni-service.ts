@@ -9,6 +9,7 @@ import type { Logger } from '../log/logger.js';
 import type { Result } from '../ipam/service.js';
 import { StateStore } from '../ipam/state-store.js';
 import { NetnsMissingError, type PodLinks } from '../dataplane/host/pod-link.js';
+import { gratuitousArp, sendFrameOnLink } from '../dataplane/host/gratuitous-arp.js';
 import { podVethNames, validateContainerId, validatePodIfName, type PodLinkSpec } from '../dataplane/host/pod-link-plan.js';
 import {
   CniCode, pendingReleaseDir,
@@ -151,12 +152,9 @@ export class CniService {
       // `weave ps` and CHECK, and the runtime's ADD need not wait for a second fdatasync.
       this.put({ ...intent, cidr: address, mac: made.podMac }).catch((err: unknown) => this.log.error({ err }, `cannot save the CNI attachments: ${(err as Error).message}`));
       if (made.created) {
-        // Not waited for: the announcement waits for the bridge port, which the runtime need not;
-        // and started after the answer is written, since starting a process blocks this thread.
+        // After the answer is written: the runtime need not wait for the announcement.
         const podMac = made.podMac;
-        setImmediate(() => void this.options.links.announce(req.containerId, req.ifName, req.netns, podMac).then((sent) => {
-          if (!sent) this.log.debug({ containerId: req.containerId }, `no gratuitous ARP for ${address}: the bridge port did not forward in time or the pod is gone`);
-        }));
+        setImmediate(() => this.announce(req.containerId, podMac, address));
       }
       this.log.info({ containerId: req.containerId, ifName: req.ifName, address, hostIf }, `attached ${req.containerId} (${req.ifName} ${address}) on ${hostIf}`);
       return {
@@ -180,6 +178,15 @@ export class CniService {
       if (err instanceof CniFailure) throw err;
       if (err instanceof NetnsMissingError || err instanceof RangeError) throw new CniFailure(CniCode.invalidEnvironment, err.message);
       throw new CniFailure(CniCode.internal, `cannot attach ${req.containerId}: ${(err as Error).message}`);
+    }
+  }
+
+  /** The pod's gratuitous ARP (gratuitous-arp.ts): best effort, a failure only logged. */
+  private announce(containerId: string, mac: string, address: string): void {
+    try {
+      sendFrameOnLink(this.options.bridge, gratuitousArp(mac, address));
+    } catch (err) {
+      this.log.debug({ containerId, err: (err as Error).message }, `no gratuitous ARP for ${address}: ${(err as Error).message}`);
     }
   }
 

@@ -48,7 +48,14 @@ t.test('the CNI socket of a node daemon', async (t) => {
 
   await t.test('ADD gives the pod eth0 with its address, default route, MTU and gso_max_size', async (t) => {
     podA = await oc.cluster.addPodNamespace(n1, 'a');
+    // The pod's gratuitous ARP, sent by n1's daemon from its bridge, crosses to the other node.
+    const capture = n2.spawn(['tcpdump', '-l', '-n', '-e', '-i', 'weave', 'arp']);
+    t.teardown(() => capture.stop());
+    await capture.waitForOutput(/listening on weave/, 10_000, 'stderr');
     resA = await add(n1, podA, idA);
+    const ip = resA.address.split('/')[0]!.replaceAll('.', '\\.');
+    const garp = await capture.waitForOutput(new RegExp(`^(\\S+ )?([0-9a-f:]{17}) > ff:ff:ff:ff:ff:ff, ethertype ARP .*Request who-has ${ip} tell ${ip}`, 'm'), 10_000);
+    t.equal(garp[2], resA.interface.mac, 'the gratuitous ARP from the pod\'s MAC reached node 2');
     const gw = oc.gateways.get(n1)!;
     t.match(resA, { hostInterface: { name: hostIf(idA) }, interface: { name: 'eth0', sandbox: podA.path }, gateway: gw, mtu: 1376, routes: [{ dst: '0.0.0.0/0', gw }] });
     t.match(resA.address, /^10\.(3[2-9]|4[0-7])\.\d+\.\d+\/12$/);

@@ -249,14 +249,6 @@ export function podCreationLines(spec: PodLinkSpec): string[] {
   ];
 }
 
-/**
- * The pod's arp_notify switch: with it on, the kernel sends a gratuitous ARP for the pod's
- * address when the interface's MAC is set (PodLinks.announce does so once the bridge port forwards).
- */
-export function arpNotifyPath(ifName: string): string {
-  return `/proc/sys/net/ipv4/conf/${validatePodIfName(ifName)}/arp_notify`;
-}
-
 function fixHost(l: LinkState, spec: PodLinkSpec, name: string, fixes: PodLinkFix[]): void {
   if (l.mtu !== spec.mtu) fixes.push({ problem: `MTU of ${name} was ${l.mtu}, want ${spec.mtu}`, actions: [host(`link set ${name} mtu ${spec.mtu}`)] });
   if (l.gsoMaxSize !== undefined && l.gsoMaxSize !== POD_GSO_MAX_SIZE) {

@@ -3,7 +3,7 @@
 // `ip -n` takes only names under /run/netns). A shell around pod-link-plan.ts.
 import { randomBytes } from 'node:crypto';
 import {
-  arpNotifyPath, checkSpec, hostCreationLines, isPodHostVeth, localMac, parseLinkJson, parsePodProbe, planPodLink, podVethNames,
+  checkSpec, hostCreationLines, isPodHostVeth, localMac, parseLinkJson, parsePodProbe, planPodLink, podVethNames,
   podCreationLines, POD_PROBE_SCRIPT, type LinkSpec, type LinkState, type PodLinkAction, type PodLinkPlan, type PodLinkSpec, type PodNetnsState,
 } from './pod-link-plan.js';
 import { DEFAULT_COMMAND_TIMEOUT_MS, HostCommandError, runChecked, type RunResult, type Runner } from './runner.js';
@@ -111,28 +111,6 @@ export class PodLinks {
     if (plan.creates) return { hostName: names.host, hostMac: macs.host, podMac: macs.pod, repaired: [], created: true };
     const podEnd = pod.links.find((l) => l.kind === 'veth' && l.peerIfindex === host!.ifindex)!;
     return { hostName: names.host, hostMac: host!.mac, podMac: podEnd.mac, repaired: plan.fixes.map((f) => f.problem), created: false };
-  }
-
-  /**
-   * A gratuitous ARP for the pod's address, so that peers holding a stale entry for a reused
-   * address learn the new MAC at once: with arp_notify on, the kernel announces when the pod
-   * end's MAC is set (to the same value). It would announce at link-up too, but the bridge drops
-   * that one: its port forwards only once the kernel has processed the carrier change, so wait for
-   * that first. Resolves false if the port never forwards or the pod is gone (best effort).
-   */
-  async announce(containerId: string, ifName: string, netns: string, mac: string, timeoutMs = 3000): Promise<boolean> {
-    const host = podVethNames(containerId).host;
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const r = await this.runner(['bridge', '-j', 'link', 'show', 'dev', host]);
-      if (r.code === 0 && /"state":\s*"forwarding"/.test(r.stdout)) break;
-      if (r.code !== 0 || Date.now() > deadline) return false;
-      await new Promise((res) => setTimeout(res, 50));
-    }
-    // Paths and names come from validated values; they go through argv, not the script text.
-    const script = 'printf 1 > "$1" && exec ip link set dev "$2" address "$3"';
-    const r = await this.runner(['nsenter', `--net=${netns}`, 'sh', '-c', script, 'sh', arpNotifyPath(ifName), ifName, mac]);
-    return r.code === 0;
   }
 
   /** What differs from the spec; empty means healthy. Changes nothing. */

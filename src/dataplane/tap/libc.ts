@@ -29,6 +29,7 @@ const c = {
   getsockopt: libc.func('int getsockopt(int fd, int level, int name, void *value, void *len)'),
   inetPton: libc.func('int inet_pton(int af, const char *src, void *dst)'),
   setns: libc.func('int setns(int fd, int nstype)'),
+  ifNameToIndex: libc.func('unsigned int if_nametoindex(const char *name)'),
   strerror: libc.func('const char *strerror(int errnum)'),
 };
 
@@ -185,6 +186,11 @@ export class PollSet {
 
 export function socket(domain: number, type: number, protocol: number): number {
   return int(c.socket(domain, type, protocol));
+}
+
+/** The index of the interface `name` in this thread's network namespace; 0 when there is none. */
+export function ifNameToIndex(name: string): number {
+  return int(c.ifNameToIndex(name));
 }
 
 export function bind(fd: number, sockaddr: Uint8Array): number {
