@@ -241,6 +241,14 @@ export class TapDevice {
     return this.write(packet);
   }
 
+  /**
+   * The device's fd, for a thread that writes into the TAP itself (the sleeve receiver): valid
+   * until close(), so that thread must have stopped before close() is called.
+   */
+  get descriptor(): number {
+    return this.fd;
+  }
+
   get stats(): TapStats {
     return {
       framesRead: this.framesRead,
