@@ -191,8 +191,13 @@ export class DataPlane implements Overlay {
       closeFd(udpFd);
       throw err;
     }
-    await dp.repair('initial setup');
-    if (options.fastdp === true) await dp.startFastPath();
+    try {
+      await dp.repair('initial setup');
+      if (options.fastdp === true) await dp.startFastPath();
+    } catch (err) {
+      await dp.stop(); // the Workers, the TAP and the socket: nothing left running
+      throw err;
+    }
     tap.onError((err) => dp.log.error({ err }, 'TAP reader failed'));
     tap.onFrames((packet) => dp.onCaptured(packet));
     tap.onSenderNote((note) => dp.onSenderNote(note));
