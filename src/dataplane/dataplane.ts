@@ -42,7 +42,6 @@ import { FrameSealer, deriveFrameKeys } from './sleeve/frame-crypto.js';
 import { SequenceCounter } from './sleeve/sequence-counter.js';
 import { planSnapshot, snapshotSignature, type LinkView } from './sender/snapshot.js';
 import type { SenderNote } from './sender/worker-sender.js';
-import { ReceiverThread } from './receiver/receiver-thread.js';
 import type { ReceiverLink } from './receiver/plan.js';
 import type { ReceiverNote } from './receiver/sleeve-receiver.js';
 import { formatCidr, type Cidr } from '../net/ipv4.js';
@@ -132,7 +131,6 @@ export class DataPlane implements Overlay {
   private readonly links = new Map<PeerName, Link>();
   /** Links by connection uid in decimal, as the receiver Worker names them. */
   private readonly byKey = new Map<string, Link>();
-  private receiver?: ReceiverThread;
   private readonly peerNumbers = new LRUCache<PeerName, number>({ max: PEER_NAME_CACHE_SIZE });
   private readonly peerNames = new LRUCache<number, PeerName>({ max: PEER_NAME_CACHE_SIZE });
   private readonly stride: number;
@@ -171,7 +169,8 @@ export class DataPlane implements Overlay {
     let tap;
     try {
       // The reader sends the common frames itself on the sleeve socket (stop() closes it after the TAP).
-      tap = await TapDevice.open({ name: TAP_NAME, vnetHdr: offloads, offloads, sender: { udpFd } });
+      // ...and receives on it, injecting the common frames itself (receiver/).
+      tap = await TapDevice.open({ name: TAP_NAME, vnetHdr: offloads, offloads, sender: { udpFd }, receiver: { udpFd } });
     } catch (err) {
       closeFd(udpFd);
       throw err;
@@ -180,12 +179,6 @@ export class DataPlane implements Overlay {
     try {
       const iptables = await HostIptables.create(localRunner(), { range: formatCidr(options.range), bridge: BRIDGE_NAME }, options.iptablesBackend);
       dp = new DataPlane(options, tap, udpFd, iptables);
-      const self = dp;
-      dp.receiver = await ReceiverThread.start({
-        udpFd, tapFd: tap.descriptor, tapVnetHdr: tap.vnetHdr,
-        onNote: (note) => self.onReceiverNote(note),
-        onError: (err) => self.log.error({ err: err.message }, `the sleeve no longer receives: ${err.message}`),
-      });
     } catch (err) {
       await tap.close();
       closeFd(udpFd);
@@ -201,6 +194,7 @@ export class DataPlane implements Overlay {
     tap.onError((err) => dp.log.error({ err }, 'TAP reader failed'));
     tap.onFrames((packet) => dp.onCaptured(packet));
     tap.onSenderNote((note) => dp.onSenderNote(note));
+    tap.onReceiverNote((note) => dp.onReceiverNote(note));
     dp.snapshotTimer = setInterval(() => dp.publishSnapshot(), SNAPSHOT_REFRESH_MS);
     dp.snapshotTimer.unref();
     dp.repairTimer = setInterval(() => void dp.repair('periodic check'), REPAIR_INTERVAL_MS);
@@ -286,7 +280,7 @@ export class DataPlane implements Overlay {
     // receiver's, which receives everything and injects most frames itself.
     const stats: Record<string, number> = { ...this.stats };
     const drops = new Map(this.drops);
-    for (const worker of [this.tap.senderCounters(), this.receiver?.counters()]) {
+    for (const worker of [this.tap.senderCounters(), this.tap.receiverCounters()]) {
       if (worker === undefined) continue;
       for (const [k, v] of Object.entries(worker.stats)) stats[k] = (stats[k] ?? 0) + v;
       for (const [reason, n] of worker.drops) {
@@ -371,9 +365,7 @@ export class DataPlane implements Overlay {
     clearInterval(this.snapshotTimer);
     for (const peer of [...this.links.keys()]) this.connectionDown(peer);
     await this.fastPath?.stop();
-    // The receiver writes into the TAP's fd and both Workers use the socket's: they must have
-    // stopped before the fds are closed.
-    await this.receiver?.stop();
+    // The TAP reader sends and receives on the socket's fd: it must have stopped before the fd is closed.
     await this.tap.close();
     closeFd(this.udpFd);
   }
@@ -624,7 +616,7 @@ export class DataPlane implements Overlay {
       reserved: (mac) => this.fastPath?.isHeartbeatFor(mac) === true,
     });
     // The receiver: every link (heartbeats come before a link is established), the same local MACs.
-    this.receiver?.update({
+    this.tap.updateReceiver({
       self: snapshot.self, links: [...this.links.values()].map((l) => l.receive), locals: snapshot.locals,
       handAllFrames: this.fastPath !== undefined,
     });

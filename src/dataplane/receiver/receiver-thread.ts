@@ -6,7 +6,8 @@ import { closeFd, createEventFd, signalEventFd } from '../tap/libc.js';
 import { ReceiverControl, type ReceiverCounterValues } from './counters.js';
 import { receiverSignature, type ReceiverSnapshot } from './plan.js';
 import type { ReceiverNote } from './sleeve-receiver.js';
-import type { ReceiverData, ReceiverMessage, ReceiverSnapshotMessage } from './receiver.worker.js';
+import type { ReceiverData, ReceiverMessage } from './receiver.worker.js';
+import type { ReceiverSnapshotMessage } from './socket-receiver.js';
 
 const WORKER_URL = new URL('./receiver.worker.js', import.meta.url);
 /** How long stop() waits for the Worker to return before terminating its thread. */
