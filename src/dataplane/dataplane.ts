@@ -6,7 +6,7 @@
 //   1. the TAP reader (a Worker) hands [virtio_net_hdr][frame] to onCaptured;
 //   2. the forwarder learns its source MAC and picks next hops (unicast or the broadcast tree);
 //   3. each next hop's OutboundLink numbers, seals (with a password) and chunks it; one send each.
-// A datagram meets, in order (in the sleeve receiver Worker, receiver/, which alone reads the socket):
+// A datagram meets, in order (in the TAP reader Worker, which alone reads the socket too: receiver/):
 //   1. splitDatagram cuts it into chunks (UDP_GRO may have coalesced several);
 //   2. the chunk's connection UID picks the InboundLink, which reassembles, opens and checks replay;
 //   3. a frame for one of our MACs (or a group MAC) is written into the TAP by the Worker itself;
@@ -108,7 +108,7 @@ interface Link {
   /** What the TAP reader Worker needs to send on this link too. */
   readonly view: LinkView['link'];
   readonly out: OutboundLink;
-  /** What the receiver Worker needs to open this link's datagrams. */
+  /** What the TAP reader Worker needs to open this link's datagrams. */
   readonly receive: ReceiverLink;
   readonly sockaddr: Uint8Array;
   established: boolean;
@@ -129,7 +129,7 @@ export class DataPlane implements Overlay {
   private readonly now: () => number;
   private readonly forwarder: Forwarder;
   private readonly links = new Map<PeerName, Link>();
-  /** Links by connection uid in decimal, as the receiver Worker names them. */
+  /** Links by connection uid in decimal, as the TAP reader Worker names them. */
   private readonly byKey = new Map<string, Link>();
   private readonly peerNumbers = new LRUCache<PeerName, number>({ max: PEER_NAME_CACHE_SIZE });
   private readonly peerNames = new LRUCache<number, PeerName>({ max: PEER_NAME_CACHE_SIZE });
@@ -147,7 +147,7 @@ export class DataPlane implements Overlay {
   private constructor(
     private readonly options: DataPlaneOptions,
     private readonly tap: TapDevice,
-    /** The sleeve's UDP socket: the receiver Worker reads it, both threads send on it. */
+    /** The sleeve's UDP socket: the TAP reader Worker reads it, both threads send on it. */
     private readonly udpFd: number,
     private readonly iptables: HostIptables,
   ) {
@@ -339,7 +339,7 @@ export class DataPlane implements Overlay {
     };
     this.links.set(info.peer, link);
     this.byKey.set(link.receive.key, link);
-    this.publishSnapshot(); // at once: the receiver Worker must know the link before its first heartbeat
+    this.publishSnapshot(); // at once: the TAP reader must know the link before its first heartbeat
     this.scheduleHeartbeat(link, 0);
     if (this.fastPath && info.sessionKey === undefined && (info.remoteOverlays ?? []).includes('fastdp')) {
       this.fastPath.peerUp({ peer: info.peer, ip: info.remoteIp, connectionUid: info.connectionUid });
@@ -442,7 +442,7 @@ export class DataPlane implements Overlay {
     }
   }
 
-  // ---- datagrams from peers (opened by the receiver Worker) ----
+  // ---- datagrams from peers (opened by the TAP reader Worker) ----
 
   private onReceiverNote(note: ReceiverNote): void {
     switch (note.type) {
@@ -480,7 +480,7 @@ export class DataPlane implements Overlay {
     }
   }
 
-  /** `injected`: the receiver Worker has injected it already (a group frame): only flood it on. */
+  /** `injected`: the TAP reader Worker has injected it already (a group frame): only flood it on. */
   private onFrame(link: Link, packet: Uint8Array, vnetHdr: boolean, srcPeer: PeerName, dstPeer: PeerName, now: number, injected: boolean): void {
     const offset = vnetHdr ? VIRTIO_NET_HDR_LEN : 0;
     if (packet.length < offset + 14) return;

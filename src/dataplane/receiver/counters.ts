@@ -1,9 +1,9 @@
-// What the receiver Worker counts, in shared memory the main thread reads when asked for its
-// counters (and adds to its own, as it does the TAP reader's send counters). One SharedArrayBuffer
-// also carries the snapshot generation and the stop flag.
+// What the receive path in the TAP reader Worker counts, in shared memory the main thread reads
+// when asked for its counters (and adds to its own, as it does the send path's). The same
+// SharedArrayBuffer carries the snapshot generation, the signal that a new snapshot waits.
 //
-// Layout: i32 [0] generation of the latest snapshot posted, i32 [1] stop requested; f64 from byte
-// 8, one per stat, then one per drop reason below. Only the Worker writes the counters.
+// Layout: i32 [0] generation of the latest snapshot posted; f64 from byte 8, one per stat, then
+// one per drop reason below. Only the Worker writes the counters.
 import type { FormatErrorReason } from '../sleeve/header.js';
 import type { InboundDrop } from '../sleeve/inbound.js';
 
@@ -37,7 +37,7 @@ export class ReceiverControl {
   private readonly counters: Float64Array;
 
   private constructor(readonly buffer: SharedArrayBuffer) {
-    this.words = new Int32Array(buffer, 0, 2);
+    this.words = new Int32Array(buffer, 0, 1);
     this.counters = new Float64Array(buffer, COUNTERS_OFFSET, SLOTS);
   }
 
@@ -56,14 +56,6 @@ export class ReceiverControl {
 
   get generation(): number {
     return Atomics.load(this.words, 0);
-  }
-
-  requestStop(): void {
-    Atomics.store(this.words, 1, 1);
-  }
-
-  get stopRequested(): boolean {
-    return Atomics.load(this.words, 1) !== 0;
   }
 
   add(stat: ReceiverStat, n = 1): void {

@@ -1,5 +1,5 @@
-// What the sleeve receiver Worker does with each message it opened, pure (DESIGN §6: the UDP->TAP
-// direction on the second core). The Worker owns the receive side of every link (reassembler,
+// What the sleeve's receive path in the TAP reader Worker does with each message it opened, pure
+// (DESIGN §6: the UDP->TAP direction off the main thread). The Worker owns the receive side of every link (reassembler,
 // replay window, opener): each message is opened there exactly once. It then either writes the
 // frame into the TAP itself, or hands the decoded message to the main thread, which owns the
 // forwarder, the heartbeats and the relays. The rules follow Forwarder.onReceived: the Worker

@@ -1,4 +1,4 @@
-// The receive side of the sleeve as the receiver Worker runs it, without the socket: each datagram
+// The receive side of the sleeve as the TAP reader Worker runs it, without the socket: each datagram
 // is cut into chunks (splitDatagram), each chunk goes to its link's InboundLink (replay window,
 // reassembly, opening: the same code the main thread used, now with one owner), and each message
 // that comes out is either written into the TAP here or handed to the main thread decoded

@@ -1,6 +1,7 @@
-// The receive step on the sleeve socket, for whichever Worker loop owns it (the TAP reader's, or
-// the receiver's own): recvfrom() into one reused buffer, the datagram to a SleeveReceiver, and
-// the latest snapshot applied first when the main thread has posted one.
+// The receive step on the sleeve socket, for the Worker loop that owns it (the TAP reader's: one
+// thread polls both the TAP and the socket): recvfrom() into one reused buffer, the datagram to a
+// SleeveReceiver, and the latest snapshot applied first when the main thread has posted one (no
+// wake-up needed: a new link's first datagram is what wakes the thread, and it applies it first).
 import { receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { recvFromFd } from '../tap/libc.js';
 import { formatSockaddr } from '../tap/udp-offload.js';

@@ -1,5 +1,6 @@
-// What the receiver Worker keeps and what it hands to the main thread (pure): decide() against
-// Forwarder.onReceived's rules, the rate limit of "MAC seen" notes, and the snapshot signature.
+// Of what it receives, what the TAP reader Worker keeps and what it hands to the main thread (pure):
+// decide() against Forwarder.onReceived's rules, the rate limit of "MAC seen" notes, and the
+// snapshot signature.
 import t from 'tap';
 import { decide, receiverSignature, RemoteMacNotes, type OpenedMessage, type ReceiverState } from '../../../src/dataplane/receiver/plan.js';
 import { parseMac, BROADCAST_MAC } from '../../../src/dataplane/forwarder/mac.js';

@@ -1,4 +1,4 @@
-// The receiver Worker's per-datagram work without the threads and fds (SleeveReceiver with a fake
+// The receive path's per-datagram work without the threads and fds (SleeveReceiver with a fake
 // TAP write): which messages it injects itself and which it hands over decoded, that the replay
 // window and authentication refuse what they must, that malformed input is counted and never
 // throws, and that a snapshot keeps a link's replay window.

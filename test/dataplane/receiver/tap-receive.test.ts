@@ -1,6 +1,6 @@
-// The sleeve receiver Worker on the real kernel: datagrams sent to the sleeve socket on loopback
-// are opened in the Worker and their frames written into a TAP in a node namespace by the Worker
-// itself (the pod behind the bridge answers the echo requests they carry, and the Worker's
+// The sleeve receive path in the TAP reader Worker on the real kernel: datagrams sent to the
+// sleeve socket on loopback are opened in the Worker and their frames written into a TAP in a node
+// namespace by the Worker itself (the pod behind the bridge answers the echo requests they carry, and the Worker's
 // counters say it injected them; nothing is handed to the main thread). A replayed datagram is
 // refused (counted, no second answer), garbage is counted as malformed, and the Worker goes on.
 import t from 'tap';
@@ -9,8 +9,8 @@ import { LocalCluster, type ClusterNode } from '../../../src/cluster/cluster.js'
 import { listNetns, sweep } from '../../../src/cluster/netns.js';
 import { createOffloadUdpFd } from '../../../src/dataplane/tap/udp-offload.js';
 import { closeFd } from '../../../src/dataplane/tap/libc.js';
-import { ReceiverThread } from '../../../src/dataplane/receiver/receiver-thread.js';
 import type { ReceiverNote } from '../../../src/dataplane/receiver/sleeve-receiver.js';
+import type { ReceiverCounterValues } from '../../../src/dataplane/receiver/counters.js';
 import { OutboundLink } from '../../../src/dataplane/sleeve/outbound.js';
 import { FrameSealer, deriveFrameKeys } from '../../../src/dataplane/sleeve/frame-crypto.js';
 import { SequenceCounter } from '../../../src/dataplane/sleeve/sequence-counter.js';
@@ -73,7 +73,7 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-t.test('encrypted: the Worker injects frames for our MAC itself, refuses a replay, counts garbage, goes on', async (t) => {
+t.test('encrypted: the TAP reader Worker injects frames for our MAC itself, refuses a replay, counts garbage, goes on', async (t) => {
   const pod = await cluster.addPod(node, { name: 'rp', ip: `${POD_IP}/12`, bridge: BRIDGE, mtu: MTU, mac: POD_MAC });
   t.teardown(() => cluster.removePod(pod));
   await pod.iproute(['neigh', 'replace', REMOTE_IP, 'lladdr', REMOTE_MAC, 'dev', 'eth0', 'nud', 'permanent']);
@@ -81,7 +81,7 @@ t.test('encrypted: the Worker injects frames for our MAC itself, refuses a repla
   const port = await freePort();
   const udpFd = createOffloadUdpFd({ address: '127.0.0.1', port, gro: true });
   t.teardown(() => closeFd(udpFd)); // teardowns run last-in first-out: after the Worker and the TAP
-  const tap = await openNodeTap(node, { name: 'wtt6-tap', bridge: BRIDGE, mtu: MTU });
+  const tap = await openNodeTap(node, { name: 'wtt6-tap', bridge: BRIDGE, mtu: MTU, receiver: { udpFd } });
   t.teardown(() => tap.close());
   // The pod's answers come back out of the TAP: their ICMP sequence numbers.
   const replies: number[] = [];
@@ -91,11 +91,16 @@ t.test('encrypted: the Worker injects frames for our MAC itself, refuses a repla
   });
   const notes: ReceiverNote[] = [];
   const errors: Error[] = [];
-  const receiver = await ReceiverThread.start({ udpFd, tapFd: tap.descriptor, tapVnetHdr: tap.vnetHdr, onNote: (n) => notes.push(n), onError: (e) => errors.push(e) });
-  t.teardown(() => receiver.stop());
+  tap.onReceiverNote((n) => notes.push(n));
+  tap.onError((e) => errors.push(e));
+  const counters = (): ReceiverCounterValues => {
+    const c = tap.receiverCounters();
+    if (c === undefined) throw new Error('the TAP was opened without a receiver');
+    return c;
+  };
 
   const session = new Uint8Array(32).fill(5);
-  receiver.update({
+  tap.updateReceiver({
     self: SELF, locals: [parseMac(POD_MAC)], handAllFrames: false,
     links: [{ key: UID.toString(), connectionUid: UID, weDialled: false, receiveKey: deriveFrameKeys(session, UID, false).receive }],
   });
@@ -111,23 +116,22 @@ t.test('encrypted: the Worker injects frames for our MAC itself, refuses a repla
   const first = datagram(1);
   await send(first);
   t.ok(await eventually(() => replies.includes(1), 5_000), 'the pod answered the echo request the Worker injected');
-  const counters = receiver.counters();
-  t.equal(counters.stats.injected, 1, 'the Worker counted it as injected');
-  t.equal(counters.stats.received, 1);
+  t.equal(counters().stats.injected, 1, 'the Worker counted it as injected');
+  t.equal(counters().stats.received, 1);
   t.same(notes.filter((n) => n.type === 'message'), [], 'nothing was handed to the main thread');
   t.same(notes.filter((n) => n.type === 'seen'), [{ type: 'seen', mac: parseMac(REMOTE_MAC), peer: PEER }], 'the sender\'s MAC was noted');
 
   await send(first); // replayed
   await send(datagram(2));
   t.ok(await eventually(() => replies.includes(2), 5_000), 'the next frame was answered');
-  t.equal(receiver.counters().drops.get('replay'), 1, 'the replay was refused and counted');
+  t.equal(counters().drops.get('replay'), 1, 'the replay was refused and counted');
   t.same(replies, [1, 2], 'the replay never reached the pod');
 
   for (const junk of [Buffer.alloc(4), Buffer.from('garbage garbage garbage garbage garbage')]) await send(junk);
   await send(datagram(3));
   t.ok(await eventually(() => replies.includes(3), 5_000), 'after garbage the Worker still injects');
-  t.equal(receiver.counters().stats.malformed, 2, 'the garbage was counted as malformed');
+  t.equal(counters().stats.malformed, 2, 'the garbage was counted as malformed');
   t.match(notes.filter((n) => n.type === 'malformed'), [{ type: 'malformed', from: '127.0.0.1:' + peer.address().port, total: 1 }], 'its first one noted for the log, with the sender');
-  t.equal(receiver.counters().stats.injected, 3);
+  t.equal(counters().stats.injected, 3);
   t.same(errors, []);
 });
