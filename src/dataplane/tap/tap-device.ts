@@ -1,6 +1,7 @@
 // A TAP device for the data path: frames the kernel sends out of the TAP (from the pods, through
 // the `weave` bridge) are read by a Worker thread into a shared ring and handed to one handler on
-// the main thread, in order; frames from the overlay are written synchronously from the main thread.
+// the main thread, in order; frames from the overlay are written synchronously from the main thread
+// (or, with `receiver`, mostly by the reader thread itself, which then also receives the sleeve).
 // With vnetHdr (the default) every frame in either direction starts with the 10-byte
 // virtio_net_hdr, and with offloads (the default with vnetHdr) TCP arrives as 64 KB super-frames
 // with partial checksums, to be carried to a peer that writes them unchanged into its own TAP.
@@ -284,14 +285,6 @@ export class TapDevice {
     formatVirtioNetHdr(hdr, packet, 0);
     packet.set(frame, VNET_HDR_SIZE);
     return this.write(packet);
-  }
-
-  /**
-   * The device's fd, for a thread that writes into the TAP itself (the sleeve receiver): valid
-   * until close(), so that thread must have stopped before close() is called.
-   */
-  get descriptor(): number {
-    return this.fd;
   }
 
   get stats(): TapStats {

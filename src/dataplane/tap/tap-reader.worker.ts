@@ -13,7 +13,9 @@
 //   2. read() into the slot: [virtio_net_hdr][Ethernet frame], or just the frame without VNET_HDR
 //   3. with a sender (DataPlane's): a frame the Worker can send itself is sent here, on this
 //      thread, and its slot reused (src/dataplane/sender/worker-sender.ts);
-//   4. otherwise commit: publish the slot, waking the main thread if it sleeps
+//   4. otherwise commit: publish the slot, waking the main thread if it sleeps.
+// With a receiver (DataPlane's), the same loop also drains the sleeve socket, a batch of datagrams
+// before each frame, and sleeps in poll() on the socket too (src/dataplane/receiver/).
 import { parentPort, workerData } from 'node:worker_threads';
 import { FrameRing, FrameRingProducer } from './frame-ring.js';
 import { EAGAIN, EINTR, PollSet, errnoName, readFd, writeFd } from './libc.js';
