@@ -6,11 +6,13 @@
 //   1. the TAP reader (a Worker) hands [virtio_net_hdr][frame] to onCaptured;
 //   2. the forwarder learns its source MAC and picks next hops (unicast or the broadcast tree);
 //   3. each next hop's OutboundLink numbers, seals (with a password) and chunks it; one send each.
-// A datagram meets, in order:
+// A datagram meets, in order (in the TAP reader Worker, which alone reads the socket too: receiver/):
 //   1. splitDatagram cuts it into chunks (UDP_GRO may have coalesced several);
 //   2. the chunk's connection UID picks the InboundLink, which reassembles, opens and checks replay;
-//   3. heartbeats are answered; frames go to the forwarder, which injects them into the TAP and/or
-//      relays them toward their destination peer.
+//   3. a frame for one of our MACs (or a group MAC) is written into the TAP by the Worker itself;
+//      everything else, and group frames to flood on, is posted to this thread decoded;
+//   4. here heartbeats are answered; frames go to the forwarder, which injects them into the TAP
+//      and/or relays them toward their destination peer.
 // The common case of the first list, a unicast from one of our MACs to a MAC at a peer whose
 // link is established, never reaches this thread: the TAP reader Worker decides, packs and sends it
 // itself (sender/), from a snapshot of the forwarder's state this thread posts when it changes.
@@ -18,14 +20,14 @@
 // With the fast path (fastdp/), frames to MACs at peers whose connection is on fastdp never reach
 // the TAP: the bridge sends them into vxlan-6784. Only the fast path's heartbeats, addressed to
 // our heartbeat MAC, are taken out of the captured frames before the forwarder sees them.
-import type { Socket, RemoteInfo } from 'node:dgram';
 import type { Logger } from '../log/logger.js';
 import { peerNameFromNumber, peerNameToNumber, type PeerName } from '../net/peer-name.js';
 import type { Routes } from '../mesh/routes.js';
 import type { LinkState, Overlay, OverlayConnection as PeerLink } from '../mesh/overlay.js';
 import { TapDevice } from './tap/tap-device.js';
 import { VIRTIO_NET_HDR_LEN } from './tap/virtio-net-hdr.js';
-import { createOffloadUdpSocket } from './tap/udp-offload.js';
+import { createOffloadUdpFd, encodeSockaddr } from './tap/udp-offload.js';
+import { closeFd, errnoName, sendToFd } from './tap/libc.js';
 import { Forwarder } from './forwarder/forwarder.js';
 import { frameMacs, isGroupMac, type Mac } from './forwarder/mac.js';
 import { describeForwarderEvent } from './forwarder/events.js';
@@ -33,16 +35,15 @@ import { HostBridge } from './host/bridge.js';
 import { HostIptables, type IptablesMode } from './host/iptables.js';
 import { localRunner, runChecked } from './host/runner.js';
 import { readBridgeView, type BridgeView } from './host/bridge-view.js';
-import { MessageKind, SleeveFormatError, chunkStride, overlayMtu, type Chunk } from './sleeve/header.js';
-import { splitDatagram } from './sleeve/chunker.js';
+import { MessageKind, chunkStride, overlayMtu } from './sleeve/header.js';
 import { OutboundLink, singleChunkBody } from './sleeve/outbound.js';
-import { InboundLink } from './sleeve/inbound.js';
-import { Reassembler } from './sleeve/reassembler.js';
 import { gsoSplit, GsoSplitError } from './sleeve/gso-split.js';
-import { FrameOpener, FrameSealer, deriveFrameKeys } from './sleeve/frame-crypto.js';
+import { FrameSealer, deriveFrameKeys } from './sleeve/frame-crypto.js';
 import { SequenceCounter } from './sleeve/sequence-counter.js';
 import { planSnapshot, snapshotSignature, type LinkView } from './sender/snapshot.js';
 import type { SenderNote } from './sender/worker-sender.js';
+import type { ReceiverLink } from './receiver/plan.js';
+import type { ReceiverNote } from './receiver/sleeve-receiver.js';
 import { formatCidr, type Cidr } from '../net/ipv4.js';
 import { FastPath } from './fastdp/fast-path.js';
 import { vxlanFits, VXLAN_OVERHEAD } from './fastdp/vxlan-plan.js';
@@ -107,7 +108,9 @@ interface Link {
   /** What the TAP reader Worker needs to send on this link too. */
   readonly view: LinkView['link'];
   readonly out: OutboundLink;
-  readonly in: InboundLink;
+  /** What the TAP reader Worker needs to open this link's datagrams. */
+  readonly receive: ReceiverLink;
+  readonly sockaddr: Uint8Array;
   established: boolean;
   lastHeard: number;
   since: number;
@@ -125,9 +128,9 @@ export class DataPlane implements Overlay {
   private readonly log: Logger;
   private readonly now: () => number;
   private readonly forwarder: Forwarder;
-  private readonly reassembler = new Reassembler();
   private readonly links = new Map<PeerName, Link>();
-  private readonly byUid = new Map<bigint, Link>();
+  /** Links by connection uid in decimal, as the TAP reader Worker names them. */
+  private readonly byKey = new Map<string, Link>();
   private readonly peerNumbers = new LRUCache<PeerName, number>({ max: PEER_NAME_CACHE_SIZE });
   private readonly peerNames = new LRUCache<number, PeerName>({ max: PEER_NAME_CACHE_SIZE });
   private readonly stride: number;
@@ -144,7 +147,8 @@ export class DataPlane implements Overlay {
   private constructor(
     private readonly options: DataPlaneOptions,
     private readonly tap: TapDevice,
-    private readonly socket: Socket,
+    /** The sleeve's UDP socket: the TAP reader Worker reads it, both threads send on it. */
+    private readonly udpFd: number,
     private readonly iptables: HostIptables,
   ) {
     this.log = options.log;
@@ -157,7 +161,7 @@ export class DataPlane implements Overlay {
   /** Creates the TAP, the bridge, the rules and the sleeve socket. Rejects with a clear message. */
   static async start(options: DataPlaneOptions): Promise<DataPlane> {
     const offloads = options.offloads ?? true;
-    const udp = await createOffloadUdpSocket({
+    const udpFd = createOffloadUdpFd({
       address: options.host || '0.0.0.0', port: options.port, gro: true, dontFragment: true,
       segmentSize: chunkStride(options.underlayMtu),
       recvBufferSize: SOCKET_BUFFER_BYTES, sendBufferSize: SOCKET_BUFFER_BYTES,
@@ -165,22 +169,34 @@ export class DataPlane implements Overlay {
     let tap;
     try {
       // The reader sends the common frames itself on the sleeve socket (stop() closes it after the TAP).
-      tap = await TapDevice.open({ name: TAP_NAME, vnetHdr: offloads, offloads, sender: { udpFd: udp.fd } });
+      // ...and receives on it, injecting the common frames itself (receiver/).
+      tap = await TapDevice.open({ name: TAP_NAME, vnetHdr: offloads, offloads, sender: { udpFd }, receiver: { udpFd } });
     } catch (err) {
-      udp.socket.close();
+      closeFd(udpFd);
       throw err;
     }
-    const iptables = await HostIptables.create(localRunner(), { range: formatCidr(options.range), bridge: BRIDGE_NAME }, options.iptablesBackend);
-    const dp = new DataPlane(options, tap, udp.socket, iptables);
-    await dp.repair('initial setup');
-    if (options.fastdp === true) await dp.startFastPath();
+    let dp: DataPlane;
+    try {
+      const iptables = await HostIptables.create(localRunner(), { range: formatCidr(options.range), bridge: BRIDGE_NAME }, options.iptablesBackend);
+      dp = new DataPlane(options, tap, udpFd, iptables);
+    } catch (err) {
+      await tap.close();
+      closeFd(udpFd);
+      throw err;
+    }
+    try {
+      await dp.repair('initial setup');
+      if (options.fastdp === true) await dp.startFastPath();
+    } catch (err) {
+      await dp.stop(); // the Workers, the TAP and the socket: nothing left running
+      throw err;
+    }
     tap.onError((err) => dp.log.error({ err }, 'TAP reader failed'));
     tap.onFrames((packet) => dp.onCaptured(packet));
     tap.onSenderNote((note) => dp.onSenderNote(note));
+    tap.onReceiverNote((note) => dp.onReceiverNote(note));
     dp.snapshotTimer = setInterval(() => dp.publishSnapshot(), SNAPSHOT_REFRESH_MS);
     dp.snapshotTimer.unref();
-    udp.socket.on('message', (msg, rinfo) => dp.onDatagram(msg, rinfo));
-    udp.socket.on('error', (err) => dp.log.error({ err }, 'sleeve socket error'));
     dp.repairTimer = setInterval(() => void dp.repair('periodic check'), REPAIR_INTERVAL_MS);
     dp.repairTimer.unref();
     return dp;
@@ -260,15 +276,17 @@ export class DataPlane implements Overlay {
 
   /** For the metrics endpoint. */
   counters(): { stats: Readonly<Record<string, number>>; drops: ReadonlyMap<string, number> } {
-    // This thread's counts plus the TAP reader's, which sends most unicast frames itself.
-    const worker = this.tap.senderCounters();
-    if (worker === undefined) return { stats: this.stats, drops: this.drops };
+    // This thread's counts plus the TAP reader's, which sends most unicast frames itself, and the
+    // receiver's, which receives everything and injects most frames itself.
     const stats: Record<string, number> = { ...this.stats };
-    for (const [k, v] of Object.entries(worker.stats)) stats[k] = (stats[k] ?? 0) + v;
     const drops = new Map(this.drops);
-    for (const [reason, n] of worker.drops) {
-      drops.set(reason, (drops.get(reason) ?? 0) + n);
-      stats['dropped'] = (stats['dropped'] ?? 0) + n;
+    for (const worker of [this.tap.senderCounters(), this.tap.receiverCounters()]) {
+      if (worker === undefined) continue;
+      for (const [k, v] of Object.entries(worker.stats)) stats[k] = (stats[k] ?? 0) + v;
+      for (const [reason, n] of worker.drops) {
+        drops.set(reason, (drops.get(reason) ?? 0) + n);
+        stats['dropped'] = (stats['dropped'] ?? 0) + n;
+      }
     }
     return { stats, drops };
   }
@@ -288,15 +306,22 @@ export class DataPlane implements Overlay {
   connectionUp(info: PeerLink): void {
     this.connectionDown(info.peer);
     let sealer: FrameSealer | undefined;
-    let opener: FrameOpener | undefined;
     let sendKey: Uint8Array | undefined;
+    let receiveKey: Uint8Array | undefined;
     // One counter for this thread and the TAP reader, which sends on the link too.
     const sequence = SequenceCounter.create();
     if (info.sessionKey) {
       const keys = deriveFrameKeys(info.sessionKey, info.connectionUid, info.weDialled);
       sendKey = keys.send;
       sealer = new FrameSealer(keys.send, info.weDialled, { sequence });
-      opener = new FrameOpener(keys.receive, !info.weDialled);
+      receiveKey = keys.receive;
+    }
+    let sockaddr: Uint8Array;
+    try {
+      sockaddr = encodeSockaddr(info.remoteIp, info.remotePort);
+    } catch (err) {
+      this.log.error({ peer: info.peer, err: (err as Error).message }, `no sleeve to ${info.peer}: ${(err as Error).message}`);
+      return;
     }
     const link: Link = {
       info,
@@ -305,14 +330,16 @@ export class DataPlane implements Overlay {
         remoteIp: info.remoteIp, remotePort: info.remotePort, sequence: sequence.buffer, ...(sendKey ? { sendKey } : {}),
       },
       out: new OutboundLink({ connectionUid: info.connectionUid, weDialled: info.weDialled, stride: this.stride, ...(sealer ? { sealer } : { sequence }) }),
-      in: new InboundLink({ connectionUid: info.connectionUid, weDialled: info.weDialled, reassembler: this.reassembler, ...(opener ? { opener } : {}) }),
+      receive: { key: info.connectionUid.toString(), connectionUid: info.connectionUid, weDialled: info.weDialled, ...(receiveKey ? { receiveKey } : {}) },
+      sockaddr,
       established: false,
       lastHeard: this.now(),
       since: this.now(),
       warned: false,
     };
     this.links.set(info.peer, link);
-    this.byUid.set(info.connectionUid, link);
+    this.byKey.set(link.receive.key, link);
+    this.publishSnapshot(); // at once: the TAP reader must know the link before its first heartbeat
     this.scheduleHeartbeat(link, 0);
     if (this.fastPath && info.sessionKey === undefined && (info.remoteOverlays ?? []).includes('fastdp')) {
       this.fastPath.peerUp({ peer: info.peer, ip: info.remoteIp, connectionUid: info.connectionUid });
@@ -324,8 +351,7 @@ export class DataPlane implements Overlay {
     if (!link) return;
     clearTimeout(link.timer);
     this.links.delete(peer);
-    this.byUid.delete(link.info.connectionUid);
-    this.reassembler.forgetSender(link.info.connectionUid);
+    this.byKey.delete(link.receive.key);
     this.fastPath?.peerDown(peer);
     const gone = this.forwarder.peerGone(peer);
     if (gone > 0) this.log.debug({ peer, macs: gone }, 'forgot the MACs of a peer');
@@ -339,9 +365,9 @@ export class DataPlane implements Overlay {
     clearInterval(this.snapshotTimer);
     for (const peer of [...this.links.keys()]) this.connectionDown(peer);
     await this.fastPath?.stop();
-    // The TAP reader sends on the socket's fd: it must have stopped before the fd is closed.
+    // The TAP reader sends and receives on the socket's fd: it must have stopped before the fd is closed.
     await this.tap.close();
-    this.socket.close();
+    closeFd(this.udpFd);
   }
 
   /** Keeps bridge and rules as configured; logs what had to be fixed. */
@@ -404,58 +430,58 @@ export class DataPlane implements Overlay {
       return;
     }
     for (const b of buffers) {
-      this.socket.send(b, link.info.remotePort, link.info.remoteIp, (err) => {
-        if (err) this.countSendError(link, err);
-      });
+      // Synchronous, as the TAP reader's: a full socket buffer (EAGAIN) drops the datagram, as the
+      // kernel would further on.
+      const n = sendToFd(this.udpFd, b, b.length, link.sockaddr);
+      if (n < 0) {
+        this.countSendError(link, errnoName(-n));
+        continue;
+      }
       this.stats.sent++;
       this.stats.sentBytes += b.length;
     }
   }
 
-  // ---- datagrams from peers ----
+  // ---- datagrams from peers (opened by the TAP reader Worker) ----
 
-  private onDatagram(msg: Buffer, rinfo: RemoteInfo): void {
-    const now = this.now();
-    this.stats.receivedBytes += msg.length;
-    for (const chunk of splitDatagram(msg)) {
-      if (chunk instanceof SleeveFormatError) {
-        this.countMalformed(rinfo, chunk.reason);
-        continue;
+  private onReceiverNote(note: ReceiverNote): void {
+    switch (note.type) {
+      case 'message': {
+        const link = this.byKey.get(note.link);
+        if (link === undefined) return; // the connection went down meanwhile
+        const now = this.now();
+        link.lastHeard = now;
+        switch (note.kind) {
+          case MessageKind.Heartbeat:
+            this.send(link, MessageKind.HeartbeatAck, this.heartbeatBody(link), false);
+            return;
+          case MessageKind.HeartbeatAck:
+            if (!link.established) this.setEstablished(link, true, 'heartbeat answered');
+            return;
+          case MessageKind.Frame:
+            this.onFrame(link, note.body, note.vnetHdr, this.peerName(note.srcPeer), this.peerName(note.dstPeer), now, note.injected);
+            return;
+        }
+        return;
       }
-      this.onChunk(chunk, now);
-    }
-  }
-
-  private onChunk(chunk: Chunk, now: number): void {
-    const link = this.byUid.get(chunk.connectionUid);
-    if (!link) {
-      this.stats.unknownConnection++;
-      this.drop('unknown-connection');
-      return;
-    }
-    const result = link.in.accept(chunk, now);
-    if (result.status === 'pending') return;
-    if (result.status === 'dropped') {
-      this.drop(result.reason);
-      return;
-    }
-    this.stats.received++;
-    link.lastHeard = now;
-    const m = result.message;
-    switch (m.kind) {
-      case MessageKind.Heartbeat:
-        this.send(link, MessageKind.HeartbeatAck, this.heartbeatBody(link), false);
+      case 'seen':
+        // The Worker injected frames from this MAC: learn or refresh it as if they had passed here.
+        this.onAnnouncement(note.mac, this.peerName(note.peer), this.now());
         return;
-      case MessageKind.HeartbeatAck:
-        if (!link.established) this.setEstablished(link, true, 'heartbeat answered');
+      case 'malformed':
+        this.log.warn({ from: note.from, reason: note.reason, total: note.total }, `dropped malformed sleeve datagrams (${note.total} so far)`);
         return;
-      case MessageKind.Frame:
-        this.onFrame(link, m.body, m.vnetHdr, this.peerName(m.srcPeer), this.peerName(m.dstPeer), now);
+      case 'drops':
+        this.log.warn({ reason: note.reason, total: note.total }, `sleeve dropped ${note.total} frames or datagrams for reason ${note.reason}; see weave_sleeve_dropped_total`);
+        return;
+      case 'snapshot-error':
+        this.log.error({ err: note.message }, `the sleeve receiver cannot use the links it was given: ${note.message}; datagrams are dropped until the next change`);
         return;
     }
   }
 
-  private onFrame(link: Link, packet: Uint8Array, vnetHdr: boolean, srcPeer: PeerName, dstPeer: PeerName, now: number): void {
+  /** `injected`: the TAP reader Worker has injected it already (a group frame): only flood it on. */
+  private onFrame(link: Link, packet: Uint8Array, vnetHdr: boolean, srcPeer: PeerName, dstPeer: PeerName, now: number, injected: boolean): void {
     const offset = vnetHdr ? VIRTIO_NET_HDR_LEN : 0;
     if (packet.length < offset + 14) return;
     const macs = frameMacs(packet, offset);
@@ -465,7 +491,7 @@ export class DataPlane implements Overlay {
     }
     const decision = this.forwarder.onReceived(macs, { srcPeer, dstPeer }, link.info.peer, now);
     this.logEvents(decision.events);
-    if (decision.inject) this.inject(packet, vnetHdr);
+    if (decision.inject && !injected) this.inject(packet, vnetHdr);
     // A unicast for one of our MACs over the sleeve from a peer on a healthy fast path: that peer
     // has no forwarding entry for the MAC (see heartbeat-frame.ts), so tell it where the MAC is.
     if (this.fastPath && decision.inject && decision.sends.length === 0 && srcPeer === link.info.peer && !isGroupMac(macs.dst) &&
@@ -575,7 +601,7 @@ export class DataPlane implements Overlay {
     });
   }
 
-  /** Plans what the TAP reader may send itself, and posts it if it changed. */
+  /** Plans what the TAP reader may send and the receiver may inject itself, and posts what changed. */
   private publishSnapshot(): void {
     if (this.stopped) return;
     const now = this.now();
@@ -588,6 +614,11 @@ export class DataPlane implements Overlay {
       links,
       peerNumber: (p) => this.peerNumber(p),
       reserved: (mac) => this.fastPath?.isHeartbeatFor(mac) === true,
+    });
+    // The receiver: every link (heartbeats come before a link is established), the same local MACs.
+    this.tap.updateReceiver({
+      self: snapshot.self, links: [...this.links.values()].map((l) => l.receive), locals: snapshot.locals,
+      handAllFrames: this.fastPath !== undefined,
     });
     const signature = snapshotSignature(snapshot);
     if (signature === this.snapshotSent) return;
@@ -637,23 +668,11 @@ export class DataPlane implements Overlay {
 
   private sendErrorsLogged = 0;
 
-  private countSendError(link: Link, err: Error): void {
+  private countSendError(link: Link, code: string): void {
     this.stats.sendErrors++;
     if (this.stats.sendErrors >= 10 ** this.sendErrorsLogged) {
       this.sendErrorsLogged++;
-      this.log.warn({ peer: link.info.peer, err: err.message, total: this.stats.sendErrors }, `sleeve send failed (${this.stats.sendErrors} so far): ${err.message}`);
-    }
-  }
-
-  private malformedLogged = 0;
-
-  private countMalformed(rinfo: RemoteInfo, reason: string): void {
-    this.stats.malformed++;
-    this.drop(`malformed-${reason}`);
-    // Once per power of ten, so a flood of garbage cannot flood the log.
-    if (this.stats.malformed >= 10 ** this.malformedLogged) {
-      this.malformedLogged++;
-      this.log.warn({ from: `${rinfo.address}:${rinfo.port}`, reason, total: this.stats.malformed }, `dropped malformed sleeve datagrams (${this.stats.malformed} so far)`);
+      this.log.warn({ peer: link.info.peer, err: code, total: this.stats.sendErrors }, `sleeve send failed (${this.stats.sendErrors} so far): ${code}`);
     }
   }
 }

@@ -25,6 +25,7 @@ const c = {
   socket: libc.func('int socket(int domain, int type, int protocol)'),
   bind: libc.func('int bind(int fd, const void *addr, unsigned int addrlen)'),
   sendto: libc.func('long sendto(int fd, const void *buf, unsigned long len, int flags, const void *addr, unsigned int addrlen)'),
+  recvfrom: libc.func('long recvfrom(int fd, void *buf, unsigned long len, int flags, void *addr, void *addrlen)'),
   setsockopt: libc.func('int setsockopt(int fd, int level, int name, const void *value, unsigned int len)'),
   getsockopt: libc.func('int getsockopt(int fd, int level, int name, void *value, void *len)'),
   inetPton: libc.func('int inet_pton(int af, const char *src, void *dst)'),
@@ -129,6 +130,16 @@ export function writeFd(fd: number, buf: Uint8Array, length: number = buf.byteLe
 /** sendto(2) of `buf[0, length)` to `sockaddr` (see encodeSockaddr): the byte count sent, or -errno. */
 export function sendToFd(fd: number, buf: Uint8Array, length: number, sockaddr: Uint8Array): number {
   const n = int(c.sendto(fd, buf, length, 0, sockaddr, sockaddr.byteLength));
+  return n < 0 ? -lastErrno() : n;
+}
+
+/**
+ * recvfrom(2) into `buf[0, length)`, the sender's address into `sockaddr` (28 bytes hold IPv4 and
+ * IPv6): the byte count received, or -errno. `addrLength` is a reused 4-byte buffer (socklen_t).
+ */
+export function recvFromFd(fd: number, buf: Uint8Array, length: number, sockaddr: Uint8Array, addrLength: Buffer): number {
+  addrLength.writeUInt32LE(sockaddr.byteLength, 0);
+  const n = int(c.recvfrom(fd, buf, length, 0, sockaddr, addrLength));
   return n < 0 ? -lastErrno() : n;
 }
 

@@ -1,6 +1,7 @@
 // A TAP device for the data path: frames the kernel sends out of the TAP (from the pods, through
 // the `weave` bridge) are read by a Worker thread into a shared ring and handed to one handler on
-// the main thread, in order; frames from the overlay are written synchronously from the main thread.
+// the main thread, in order; frames from the overlay are written synchronously from the main thread
+// (or, with `receiver`, mostly by the reader thread itself, which then also receives the sleeve).
 // With vnetHdr (the default) every frame in either direction starts with the 10-byte
 // virtio_net_hdr, and with offloads (the default with vnetHdr) TCP arrives as 64 KB super-frames
 // with partial checksums, to be carried to a peer that writes them unchanged into its own TAP.
@@ -19,6 +20,10 @@ import type { TapReaderData, TapReaderMessage } from './tap-reader.worker.js';
 import { SenderControl, type SenderCounterValues } from '../sender/counters.js';
 import type { SenderNote, SnapshotMessage } from '../sender/worker-sender.js';
 import type { SenderSnapshot } from '../sender/snapshot.js';
+import { ReceiverControl, type ReceiverCounterValues } from '../receiver/counters.js';
+import { receiverSignature, type ReceiverSnapshot } from '../receiver/plan.js';
+import type { ReceiverNote } from '../receiver/sleeve-receiver.js';
+import type { ReceiverSnapshotMessage } from '../receiver/socket-receiver.js';
 
 const READER_URL = new URL('./tap-reader.worker.js', import.meta.url);
 
@@ -52,6 +57,12 @@ export interface TapDeviceOptions {
    * open until close() has returned), as told by updateSender(). Without a snapshot it sends nothing.
    */
   readonly sender?: { readonly udpFd: number; readonly keyUpdateAfterMessages?: number };
+  /**
+   * Let the reader thread also receive on this UDP socket (the sleeve's; it must stay open until
+   * close() has returned, and nothing else may read it), opening datagrams with the links
+   * updateReceiver() gives and writing the common frames into this TAP itself (receiver/).
+   */
+  readonly receiver?: { readonly udpFd: number };
 }
 
 export interface TapStats {
@@ -81,6 +92,8 @@ export class TapDevice {
   private flush: (() => void) | undefined;
   private readonly errorListeners = new Set<(err: Error) => void>();
   private readonly senderListeners = new Set<(note: SenderNote) => void>();
+  private readonly receiverListeners = new Set<(note: ReceiverNote) => void>();
+  private receiverSent = '';
   private closing: Promise<void> | undefined;
   private framesRead = 0;
   private bytesRead = 0;
@@ -101,6 +114,7 @@ export class TapDevice {
     private readonly worker: Worker,
     private readonly readerExited: Promise<void>,
     private readonly sender: { readonly control: SenderControl; readonly port: MessagePort } | undefined,
+    private readonly receiver: { readonly control: ReceiverControl; readonly port: MessagePort } | undefined,
   ) {
     this.headerLength = vnetHdr ? VNET_HDR_SIZE : 0;
     this.consumer = new FrameRingConsumer(ring);
@@ -108,6 +122,7 @@ export class TapDevice {
       if (message.type === 'error') {
         if (this.closing === undefined) this.emitError(new Error(`TAP ${name}: ${message.message}`));
       } else if (message.type === 'sender') for (const listener of this.senderListeners) listener(message.note);
+      else if (message.type === 'receiver') for (const listener of this.receiverListeners) listener(message.note);
     });
     worker.on('error', (err) => this.emitError(new Error(`TAP ${name}: the reader thread failed: ${err.message}`)));
   }
@@ -124,19 +139,24 @@ export class TapDevice {
     const tap = options.netns === undefined ? openTapFd(request) : withNetworkNamespace(options.netns, () => openTapFd(request));
     let wakeFd: number | undefined;
     let sender: { control: SenderControl; port: MessagePort } | undefined;
+    let receiver: { control: ReceiverControl; port: MessagePort } | undefined;
     try {
       wakeFd = createEventFd();
       const channel = options.sender === undefined ? undefined : new MessageChannel();
       const control = options.sender === undefined ? undefined : SenderControl.create();
+      const receiverChannel = options.receiver === undefined ? undefined : new MessageChannel();
+      if (receiverChannel) receiver = { control: ReceiverControl.create(), port: receiverChannel.port1 };
       const data: TapReaderData = {
         fd: tap.fd, wakeFd, ring: ring.buffer, fullWaitMs: options.fullWaitMs ?? DEFAULT_FULL_WAIT_MS, headerLength: vnetHdr ? VNET_HDR_SIZE : 0,
         ...(options.sender && channel && control ? { sender: { ...options.sender, control: control.buffer, port: channel.port2 } } : {}),
+        ...(options.receiver && receiverChannel && receiver ? { receiver: { udpFd: options.receiver.udpFd, control: receiver.control.buffer, port: receiverChannel.port2 } } : {}),
       };
       if (channel && control) sender = { control, port: channel.port1 };
+      const transfer: MessagePort[] = [channel?.port2, receiverChannel?.port2].filter((p): p is MessagePort => p !== undefined);
       // execArgv []: the reader needs none of the process's flags, and inheriting --import loader
       // hooks (a test runner's, an APM's) would cost a hooks thread and half a second per device.
       const worker = new Worker(READER_URL, {
-        workerData: data, name: `tap-reader ${tap.name}`, execArgv: [], ...(channel ? { transferList: [channel.port2] } : {}),
+        workerData: data, name: `tap-reader ${tap.name}`, execArgv: [], transferList: transfer,
       });
       const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
       await new Promise<void>((resolve, reject) => {
@@ -155,9 +175,10 @@ export class TapDevice {
         await worker.terminate();
         throw err;
       });
-      return new TapDevice(tap.name, vnetHdr, offloads, tap.fd, wakeFd, ring, worker, exited, sender);
+      return new TapDevice(tap.name, vnetHdr, offloads, tap.fd, wakeFd, ring, worker, exited, sender, receiver);
     } catch (err) {
       sender?.port.close();
+      receiver?.port.close();
       if (wakeFd !== undefined) closeFd(wakeFd);
       closeFd(tap.fd);
       throw err;
@@ -189,6 +210,31 @@ export class TapDevice {
     const message: SnapshotMessage = { generation, snapshot };
     this.sender.port.postMessage(message);
     this.sender.control.bumpGeneration();
+  }
+
+  /**
+   * With `receiver`: the links the reader opens datagrams of, and the MACs it injects for; posted
+   * only if it differs from the last. The reader applies it before the next datagram.
+   */
+  updateReceiver(snapshot: ReceiverSnapshot): void {
+    if (this.receiver === undefined) throw new Error(`TAP ${this.name} was opened without a receiver`);
+    if (this.closing !== undefined) return;
+    const signature = receiverSignature(snapshot);
+    if (signature === this.receiverSent) return;
+    this.receiverSent = signature;
+    const message: ReceiverSnapshotMessage = { generation: this.receiver.control.generation + 1, snapshot };
+    this.receiver.port.postMessage(message);
+    this.receiver.control.bumpGeneration();
+  }
+
+  /** What the reader's receive path has counted (undefined without `receiver`). */
+  receiverCounters(): ReceiverCounterValues | undefined {
+    return this.receiver?.control.read();
+  }
+
+  /** What the reader's receive path hands over: decoded messages, MACs seen, malformed datagrams. */
+  onReceiverNote(listener: (note: ReceiverNote) => void): void {
+    this.receiverListeners.add(listener);
   }
 
   /** What the reader's send path has counted (undefined without `sender`). */
@@ -279,6 +325,7 @@ export class TapDevice {
     closeFd(this.wakeFd);
     closeFd(this.fd);
     this.sender?.port.close();
+    this.receiver?.port.close();
   }
 
   private readonly pump = (): void => {

@@ -13,11 +13,15 @@
 //   2. read() into the slot: [virtio_net_hdr][Ethernet frame], or just the frame without VNET_HDR
 //   3. with a sender (DataPlane's): a frame the Worker can send itself is sent here, on this
 //      thread, and its slot reused (src/dataplane/sender/worker-sender.ts);
-//   4. otherwise commit: publish the slot, waking the main thread if it sleeps
+//   4. otherwise commit: publish the slot, waking the main thread if it sleeps.
+// With a receiver (DataPlane's), the same loop also drains the sleeve socket, a batch of datagrams
+// before each frame, and sleeps in poll() on the socket too (src/dataplane/receiver/).
 import { parentPort, workerData } from 'node:worker_threads';
 import { FrameRing, FrameRingProducer } from './frame-ring.js';
-import { EAGAIN, EINTR, PollSet, errnoName, readFd } from './libc.js';
+import { EAGAIN, EINTR, PollSet, errnoName, readFd, writeFd } from './libc.js';
 import { WorkerSender, type SenderData, type SenderNote } from '../sender/worker-sender.js';
+import { SocketReceiver, type SocketReceiverData } from '../receiver/socket-receiver.js';
+import type { ReceiverNote } from '../receiver/sleeve-receiver.js';
 
 /** What TapDevice passes in `workerData`. */
 export interface TapReaderData {
@@ -31,12 +35,15 @@ export interface TapReaderData {
   readonly headerLength: number;
   /** Send the common frames from this thread (see worker-sender.ts). */
   readonly sender?: SenderData;
+  /** Receive on the sleeve socket in this thread too, injecting the common frames (see receiver/). */
+  readonly receiver?: SocketReceiverData;
 }
 
 /** What the Worker posts to the main thread. */
 export type TapReaderMessage =
   | { readonly type: 'ready' }
   | { readonly type: 'sender'; readonly note: SenderNote }
+  | { readonly type: 'receiver'; readonly note: ReceiverNote }
   /** Reading failed for good (e.g. the device was deleted under us); the Worker exits after this. */
   | { readonly type: 'error'; readonly errno: number; readonly code: string; readonly message: string };
 
@@ -50,23 +57,48 @@ function post(message: TapReaderMessage): void {
   parentPort?.postMessage(message);
 }
 
+/** Datagrams received in one go before the TAP gets its turn again. */
+const RECEIVE_BATCH = 32;
+
 function run(data: TapReaderData): void {
   const ring = FrameRing.attach(data.ring);
   const producer = new FrameRingProducer(ring);
-  const pollSet = new PollSet([data.fd, data.wakeFd]);
+  const pollSet = new PollSet(data.receiver === undefined ? [data.fd, data.wakeFd] : [data.fd, data.wakeFd, data.receiver.udpFd]);
   const overflow = new Uint8Array(ring.slotCapacity);
   const sender = data.sender === undefined ? undefined : new WorkerSender(data.sender, data.headerLength, (note) => post({ type: 'sender', note }));
+  // One thread for both directions: a frame this thread injects is often answered at once (an echo
+  // reply, a TCP ack), and it finds the answer on the TAP without sleeping and being woken again.
+  const receiver = data.receiver === undefined ? undefined : new SocketReceiver(
+    data.receiver, data.headerLength > 0, (packet) => writeFd(data.fd, packet) >= 0, (note) => post({ type: 'receiver', note }));
+  /** Receives up to a batch; true if the socket may hold more. Fails for good on an unexpected errno. */
+  let receiveFailed = 0;
+  const receive = (): boolean => {
+    if (receiver === undefined) return false;
+    for (let i = 0; i < RECEIVE_BATCH; i++) {
+      const n = receiver.receiveOne();
+      if (n >= 0 || n === -EINTR) continue;
+      if (n !== -EAGAIN) receiveFailed = -n;
+      return false;
+    }
+    return true;
+  };
   post({ type: 'ready' });
   while (!producer.stopRequested) {
+    let more = receive();
+    if (receiveFailed !== 0) return fail(receiveFailed, 'recvfrom() on the sleeve socket failed');
     let slot = producer.reserve();
-    if (slot === undefined && !producer.waitForSpace(data.fullWaitMs)) {
+    if (slot === undefined) {
+      // The ring is full: wait for the main thread to free a slot, receiving meanwhile.
+      const deadline = performance.now() + data.fullWaitMs;
+      while (slot === undefined && !producer.stopRequested && performance.now() < deadline) {
+        if (!producer.waitForSpace(receiver === undefined ? data.fullWaitMs : 1)) more = receive();
+        slot = producer.reserve();
+      }
       if (producer.stopRequested) break;
       // The consumer has not freed a slot for fullWaitMs: read one frame into the bin so that
       // this thread keeps going (and sees stop); the kernel's queue drops the rest meanwhile.
-      slot = overflow;
+      slot ??= overflow;
     }
-    slot ??= producer.reserve();
-    if (slot === undefined) continue;
     const n = readFd(data.fd, slot);
     if (n > 0) {
       if (sender?.trySend(slot, n) === true) continue;
@@ -75,6 +107,7 @@ function run(data: TapReaderData): void {
       continue;
     }
     if (n === -EAGAIN) {
+      if (more) continue; // the socket has more: no sleep
       const ready = pollSet.wait(SAFETY_POLL_MS);
       if (ready < 0 && ready !== -EINTR) return fail(-ready, 'poll() on the TAP failed');
       continue;

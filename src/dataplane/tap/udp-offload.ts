@@ -85,6 +85,21 @@ export function encodeSockaddr(address: string, port: number): Uint8Array {
   throw new RangeError(`not an IP address: "${address}" (a literal address is needed, never a name)`);
 }
 
+/** "address:port" of a struct sockaddr_in / sockaddr_in6 (as recvfrom fills it), for log lines. */
+export function formatSockaddr(sa: Uint8Array): string {
+  const view = Buffer.from(sa.buffer, sa.byteOffset, sa.byteLength);
+  if (view.byteLength < 4) return '?';
+  const family = view.readUInt16LE(0);
+  const port = view.readUInt16BE(2);
+  if (family === AF_INET && view.byteLength >= SOCKADDR_IN_SIZE) return `${[...view.subarray(4, 8)].join('.')}:${port}`;
+  if (family === AF_INET6 && view.byteLength >= SOCKADDR_IN6_SIZE) {
+    const groups: string[] = [];
+    for (let i = 8; i < 24; i += 2) groups.push(view.readUInt16BE(i).toString(16));
+    return `[${groups.join(':')}]:${port}`;
+  }
+  return '?';
+}
+
 export interface OffloadUdpSocketOptions {
   /** Local address to bind, a literal ("0.0.0.0", "::", "172.31.0.1"). */
   readonly address: string;
@@ -114,11 +129,11 @@ export interface OffloadUdpSocket {
 }
 
 /**
- * Creates a UDP socket natively (non-blocking, close-on-exec), sets the options asked for, binds
- * it, and wraps it in a dgram.Socket, which owns it from then on (socket.close() closes the fd).
- * Rejects with a SysError naming the option the kernel refused.
+ * The same socket as createOffloadUdpSocket, without dgram: the caller owns the fd (closeFd) and
+ * does its own I/O on it (the data path receives in a Worker with recvfrom and sends with sendto:
+ * a dgram.Socket would read the same fd on the main thread, racing the Worker).
  */
-export async function createOffloadUdpSocket(options: OffloadUdpSocketOptions): Promise<OffloadUdpSocket> {
+export function createOffloadUdpFd(options: OffloadUdpSocketOptions): number {
   const sockaddr = encodeSockaddr(options.address, options.port);
   const v6 = sockaddr.byteLength === SOCKADDR_IN6_SIZE;
   const fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | O_NONBLOCK | O_CLOEXEC, IPPROTO_UDP);
@@ -142,6 +157,17 @@ export async function createOffloadUdpSocket(options: OffloadUdpSocketOptions): 
     closeFd(fd);
     throw err;
   }
+  return fd;
+}
+
+/**
+ * Creates a UDP socket natively (non-blocking, close-on-exec), sets the options asked for, binds
+ * it, and wraps it in a dgram.Socket, which owns it from then on (socket.close() closes the fd).
+ * Rejects with a SysError naming the option the kernel refused.
+ */
+export async function createOffloadUdpSocket(options: OffloadUdpSocketOptions): Promise<OffloadUdpSocket> {
+  const v6 = isIP(options.address) === 6;
+  const fd = createOffloadUdpFd(options);
   const sock = dgram.createSocket({ type: v6 ? 'udp6' : 'udp4' });
   try {
     await new Promise<void>((resolve, reject) => {
