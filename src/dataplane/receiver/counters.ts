@@ -20,7 +20,7 @@ const FORMAT_ERRORS = [
 
 /** Drop reasons, named as the main thread's drops map names them. */
 export const RECEIVER_DROPS: readonly string[] = [
-  'unknown-connection', 'tap-write', 'other', ...INBOUND_DROPS, ...FORMAT_ERRORS.map((r) => `malformed-${r}`),
+  'unknown-connection', 'tap-write', 'receive-error', 'other', ...INBOUND_DROPS, ...FORMAT_ERRORS.map((r) => `malformed-${r}`),
 ];
 
 const SLOTS = RECEIVER_STATS.length + RECEIVER_DROPS.length;

@@ -57,6 +57,9 @@ function post(message: TapReaderMessage): void {
   parentPort?.postMessage(message);
 }
 
+/** recvfrom() errors that mean the socket is not usable any more (EBADF, EFAULT, EINVAL, ENOTSOCK). */
+const SOCKET_GONE = new Set([9, 14, 22, 88]);
+
 /** Datagrams received in one go before the TAP gets its turn again. */
 const RECEIVE_BATCH = 32;
 
@@ -70,14 +73,20 @@ function run(data: TapReaderData): void {
   // reply, a TCP ack), and it finds the answer on the TAP without sleeping and being woken again.
   const receiver = data.receiver === undefined ? undefined : new SocketReceiver(
     data.receiver, data.headerLength > 0, (packet) => writeFd(data.fd, packet) >= 0, (note) => post({ type: 'receiver', note }));
-  /** Receives up to a batch; true if the socket may hold more. Fails for good on an unexpected errno. */
+  /**
+   * Receives up to a batch; true if the socket may hold more. Fails for good only when the socket
+   * itself is gone; any other error (a pending ICMP error, no memory for a moment) is counted as
+   * a drop and receiving goes on: input from the network must not end the data path.
+   */
   let receiveFailed = 0;
   const receive = (): boolean => {
     if (receiver === undefined) return false;
     for (let i = 0; i < RECEIVE_BATCH; i++) {
       const n = receiver.receiveOne();
       if (n >= 0 || n === -EINTR) continue;
-      if (n !== -EAGAIN) receiveFailed = -n;
+      if (n === -EAGAIN) return false;
+      if (SOCKET_GONE.has(-n)) receiveFailed = -n;
+      else receiver.control.drop('receive-error');
       return false;
     }
     return true;
