@@ -2,7 +2,8 @@
 // stays in the host namespace and opens each TAP inside a node with TapDevice's `netns` option
 // (setns(2) on the main thread around the open of /dev/net/tun), so one process can hold TAPs of
 // several nodes and forward frames between them, as the daemon's data path will between peers.
-import type { ClusterNode } from '../../../src/cluster/cluster.js';
+import { LocalCluster, type ClusterNode } from '../../../src/cluster/cluster.js';
+import { listNetns, sweep } from '../../../src/cluster/netns.js';
 import { TapDevice, type TapDeviceOptions } from '../../../src/dataplane/tap/tap-device.js';
 
 export interface NodeTapOptions extends Omit<TapDeviceOptions, 'netns'> {
@@ -81,4 +82,26 @@ export async function addQuietBridge(node: ClusterNode, name: string, mtu?: numb
     ...(mtu === undefined ? [] : [`link set ${name} mtu ${mtu}`]),
     `link set ${name} up`,
   ]);
+}
+
+/**
+ * A one-node cluster for a test file's TAPs: IPv6 off in the node (its router solicitations and
+ * MLD reports would be frames on the TAPs that counting tests would have to tell from their own)
+ * and a quiet bridge. Leftovers of a killed run with the same prefix are swept first.
+ */
+export async function quietTapNode(prefix: string, bridge: string, mtu: number): Promise<{ cluster: LocalCluster; node: ClusterNode }> {
+  await sweep(prefix);
+  const cluster = await LocalCluster.create({ prefix, nodes: 1 });
+  const node = cluster.node(1);
+  await node.sysctl('net.ipv6.conf.all.disable_ipv6', '1');
+  await node.sysctl('net.ipv6.conf.default.disable_ipv6', '1');
+  await addQuietBridge(node, bridge, mtu);
+  return { cluster, node };
+}
+
+/** Destroys the cluster and fails if any namespace of the prefix is left. */
+export async function destroyChecked(cluster: LocalCluster, prefix: string): Promise<void> {
+  await cluster.destroy();
+  const left = (await listNetns()).filter((ns) => ns.startsWith(prefix));
+  if (left.length > 0) throw new Error(`namespaces left: ${left.join(', ')}`);
 }

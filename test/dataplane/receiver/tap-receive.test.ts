@@ -5,8 +5,7 @@
 // refused (counted, no second answer), garbage is counted as malformed, and the Worker goes on.
 import t from 'tap';
 import dgram from 'node:dgram';
-import { LocalCluster, type ClusterNode } from '../../../src/cluster/cluster.js';
-import { listNetns, sweep } from '../../../src/cluster/netns.js';
+import type { LocalCluster, ClusterNode } from '../../../src/cluster/cluster.js';
 import { createOffloadUdpFd } from '../../../src/dataplane/tap/udp-offload.js';
 import { closeFd } from '../../../src/dataplane/tap/libc.js';
 import type { ReceiverNote } from '../../../src/dataplane/receiver/sleeve-receiver.js';
@@ -18,7 +17,7 @@ import { MessageKind, chunkStride } from '../../../src/dataplane/sleeve/header.j
 import { parseMac } from '../../../src/dataplane/forwarder/mac.js';
 import { VIRTIO_NET_HDR_LEN } from '../../../src/dataplane/tap/virtio-net-hdr.js';
 import { ETH_P_IP, IPPROTO_ICMP, ethernet, internetChecksum, ipv4Packet, parseEthernet, parseIpv4Packet } from '../lib/packets.js';
-import { addQuietBridge, eventually, openNodeTap } from '../lib/tap-node.js';
+import { destroyChecked, eventually, openNodeTap, quietTapNode } from '../lib/tap-node.js';
 
 const PREFIX = 'wtt6';
 const BRIDGE = 'wtt6-br0';
@@ -37,19 +36,10 @@ let cluster: LocalCluster;
 let node: ClusterNode;
 
 t.before(async () => {
-  await sweep(PREFIX);
-  cluster = await LocalCluster.create({ prefix: PREFIX, nodes: 1 });
-  node = cluster.node(1);
-  await node.sysctl('net.ipv6.conf.all.disable_ipv6', '1');
-  await node.sysctl('net.ipv6.conf.default.disable_ipv6', '1');
-  await addQuietBridge(node, BRIDGE, MTU);
+  ({ cluster, node } = await quietTapNode(PREFIX, BRIDGE, MTU));
 });
 
-t.teardown(async () => {
-  await cluster.destroy();
-  const left = (await listNetns()).filter((ns) => ns.startsWith(PREFIX));
-  if (left.length > 0) throw new Error(`namespaces left: ${left.join(', ')}`);
-});
+t.teardown(() => destroyChecked(cluster, PREFIX));
 
 /** [virtio_net_hdr (nothing to finish)][Ethernet: echo request from the remote pod to ours, ICMP sequence `seq`]. */
 function echoRequest(seq: number): Uint8Array {

@@ -5,8 +5,7 @@
 // thread sends on the same link. Frames the snapshot does not cover still reach the main thread.
 import t from 'tap';
 import dgram from 'node:dgram';
-import { LocalCluster, type ClusterNode, type Pod } from '../../../src/cluster/cluster.js';
-import { listNetns, sweep } from '../../../src/cluster/netns.js';
+import type { LocalCluster, ClusterNode, Pod } from '../../../src/cluster/cluster.js';
 import { createOffloadUdpSocket } from '../../../src/dataplane/tap/udp-offload.js';
 import { splitDatagram } from '../../../src/dataplane/sleeve/chunker.js';
 import { FrameOpener, FrameSealer, deriveFrameKeys } from '../../../src/dataplane/sleeve/frame-crypto.js';
@@ -19,7 +18,7 @@ import { parseMac, macFromBytes } from '../../../src/dataplane/forwarder/mac.js'
 import type { SenderNote } from '../../../src/dataplane/sender/worker-sender.js';
 import { VIRTIO_NET_HDR_LEN } from '../../../src/dataplane/tap/virtio-net-hdr.js';
 import { ETH_P_IP, parseEthernet, parseIpv4Packet } from '../lib/packets.js';
-import { addQuietBridge, eventually, openNodeTap } from '../lib/tap-node.js';
+import { destroyChecked, eventually, openNodeTap, quietTapNode } from '../lib/tap-node.js';
 
 const PREFIX = 'wtt5';
 const BRIDGE = 'wtt5-br0';
@@ -46,19 +45,10 @@ async function echoRequests(pod: Pod, ip: string, n: number): Promise<void> {
 let node: ClusterNode;
 
 t.before(async () => {
-  await sweep(PREFIX);
-  cluster = await LocalCluster.create({ prefix: PREFIX, nodes: 1 });
-  node = cluster.node(1);
-  await node.sysctl('net.ipv6.conf.all.disable_ipv6', '1');
-  await node.sysctl('net.ipv6.conf.default.disable_ipv6', '1');
-  await addQuietBridge(node, BRIDGE, MTU);
+  ({ cluster, node } = await quietTapNode(PREFIX, BRIDGE, MTU));
 });
 
-t.teardown(async () => {
-  await cluster.destroy();
-  const left = (await listNetns()).filter((ns) => ns.startsWith(PREFIX));
-  if (left.length > 0) throw new Error(`namespaces left: ${left.join(', ')}`);
-});
+t.teardown(() => destroyChecked(cluster, PREFIX));
 
 for (const encrypted of [false, true]) {
   t.test(`${encrypted ? 'encrypted' : 'plain'}: the reader sends the snapshot's frames itself; the rest reach the main thread`, async (t) => {

@@ -3,8 +3,7 @@
 // frames arrive complete and in order, the reader's overruns are counted, close() is prompt even
 // while the reader is blocked, and the kernel's refusals are counted rather than thrown.
 import t from 'tap';
-import { LocalCluster, type ClusterNode } from '../../../src/cluster/cluster.js';
-import { listNetns, sweep } from '../../../src/cluster/netns.js';
+import type { LocalCluster, ClusterNode } from '../../../src/cluster/cluster.js';
 import type { TapDevice } from '../../../src/dataplane/tap/tap-device.js';
 import { VIRTIO_NET_HDR_LEN, parseVirtioNetHdr, isGso, needsChecksum } from '../../../src/dataplane/tap/virtio-net-hdr.js';
 import {
@@ -23,7 +22,7 @@ import {
   sequenceFrame,
   sequenceOf,
 } from '../lib/packets.js';
-import { addQuietBridge, eventually, openNodeTap, sleep } from '../lib/tap-node.js';
+import { addQuietBridge, destroyChecked, eventually, openNodeTap, quietTapNode, sleep } from '../lib/tap-node.js';
 
 const PREFIX = 'wtt2';
 const BRIDGE = 'wtt2-br0';
@@ -35,21 +34,10 @@ let cluster: LocalCluster;
 let node: ClusterNode;
 
 t.before(async () => {
-  await sweep(PREFIX);
-  cluster = await LocalCluster.create({ prefix: PREFIX, nodes: 1 });
-  node = cluster.node(1);
-  // No IPv6 in the node: its router solicitations and MLD reports would be frames on the TAPs
-  // that the counting tests below would have to tell apart from their own.
-  await node.sysctl('net.ipv6.conf.all.disable_ipv6', '1');
-  await node.sysctl('net.ipv6.conf.default.disable_ipv6', '1');
-  await addQuietBridge(node, BRIDGE, MTU);
+  ({ cluster, node } = await quietTapNode(PREFIX, BRIDGE, MTU));
 });
 
-t.teardown(async () => {
-  await cluster.destroy();
-  const left = (await listNetns()).filter((ns) => ns.startsWith(PREFIX));
-  if (left.length > 0) throw new Error(`namespaces left: ${left.join(', ')}`);
-});
+t.teardown(() => destroyChecked(cluster, PREFIX));
 
 interface Responder {
   readonly arpRequests: number;
