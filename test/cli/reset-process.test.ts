@@ -30,6 +30,8 @@ t.test('reset hands the ranges to the live peer, removes the state and stops', a
   const gift = await a.waitForLog((l) => l.msg.startsWith('this peer now owns 65536 IPs (was 32768; '));
   t.equal(gift['reason'], `message from ${names[1]}`, 'the heir logs its new share and where it came from');
 
+  // The heir is a reachable peer: only once `a` has seen `b` go is there nobody to hand to.
+  await waitFor('b gone from a\'s mesh', async () => ((await a.report()).Router.Peers.length === 1 ? true : undefined));
   const last = await a.cli(['reset']);
   t.equal(last.code, 0, last.stderr);
   t.match(last.stdout, /^no other peer to hand IP ranges to\nremoved: .*weave-netdata\.json.*\nweaver is stopping\n$/);
