@@ -11,8 +11,11 @@ export type Netns = string | null;
 export interface ExecOptions {
   /** Killed with SIGKILL after this long; 10 s unless given. */
   readonly timeoutMs?: number;
-  /** Written to the command's stdin (then closed). */
-  readonly input?: string;
+  /**
+   * Written to the command's stdin (then closed). A promise is written when it resolves, so a
+   * command can be started before its input is known; a rejected one closes stdin empty.
+   */
+  readonly input?: string | Promise<string>;
   readonly env?: Readonly<Record<string, string>>;
 }
 
@@ -68,8 +71,7 @@ export function exec(ns: Netns, argv: readonly string[], options: ExecOptions = 
     child.stdin?.on('error', (err: NodeJS.ErrnoException) => {
       if (err.code !== 'EPIPE') child.kill('SIGKILL');
     });
-    if (options.input !== undefined) child.stdin?.end(options.input);
-    else child.stdin?.end();
+    Promise.resolve(options.input ?? '').then((text) => child.stdin?.end(text), () => child.stdin?.end());
   });
 }
 

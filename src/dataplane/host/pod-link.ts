@@ -72,8 +72,18 @@ export class PodLinks {
     const names = podVethNames(spec.containerId);
     const macs = { host: localMac(randomBytes(5)), pod: localMac(randomBytes(5)) };
     checkSpec(spec);
+    // The pod's process starts now too, and gets its lines once the host's half is done and the
+    // address is known: starting a process costs this one milliseconds (a fork of the daemon),
+    // paid meanwhile. If the host's half fails or no address comes, it gets none and does nothing.
+    let podLines!: (lines: string) => void;
+    let noPodLines!: () => void;
+    const podInput = new Promise<string>((resolve, reject) => { podLines = resolve; noPodLines = () => reject(new Error('no pod half')); });
+    podInput.catch(() => undefined);
+    const configured = this.batch(spec.netns, 'pod', podInput);
     const made = await this.batch(spec.netns, 'host', hostCreationLines(spec, macs));
     if (made.code !== 0) {
+      noPodLines();
+      await configured;
       // Line 1 made the pair: when it is the line that failed, there is nothing to remove.
       if (!/Command failed -:1\b/.test(made.stderr)) await this.removeHost(spec.containerId).catch(() => undefined);
       return undefined;
@@ -83,11 +93,13 @@ export class PodLinks {
       full = { ...spec, address: await address };
       checkSpec(full);
     } catch (err) {
+      noPodLines();
+      await configured;
       await this.removeHost(spec.containerId).catch(() => undefined);
       throw err;
     }
-    const configured = await this.batch(spec.netns, 'pod', podCreationLines(full));
-    if (configured.code !== 0) {
+    podLines(batchInput(podCreationLines(full)));
+    if ((await configured).code !== 0) {
       await this.removeHost(spec.containerId).catch(() => undefined);
       return undefined;
     }
@@ -148,11 +160,17 @@ export class PodLinks {
   }
 
   /** One `ip -batch` process in the host's namespace or the pod's. */
-  private batch(netns: string, where: PodLinkAction['where'], lines: readonly string[]): Promise<RunResult> {
-    return this.runner(this.batchArgv(netns, where), { input: `${lines.join('\n')}\n`, timeoutMs: DEFAULT_COMMAND_TIMEOUT_MS });
+  private batch(netns: string, where: PodLinkAction['where'], lines: readonly string[] | Promise<string>): Promise<RunResult> {
+    const input = lines instanceof Promise ? lines : batchInput(lines);
+    return this.runner(this.batchArgv(netns, where), { input, timeoutMs: DEFAULT_COMMAND_TIMEOUT_MS });
   }
 
   private batchArgv(netns: string, where: PodLinkAction['where']): string[] {
     return where === 'host' ? ['ip', '-batch', '-'] : ['nsenter', `--net=${netns}`, 'ip', '-batch', '-'];
   }
+}
+
+/** `ip -batch` input: one command per line. */
+function batchInput(lines: readonly string[]): string {
+  return `${lines.join('\n')}\n`;
 }

@@ -5,8 +5,12 @@
 import { execFile } from 'node:child_process';
 
 export interface RunOptions {
-  /** Written to the command's stdin, which is then closed. */
-  readonly input?: string;
+  /**
+   * Written to the command's stdin, which is then closed. A promise is written when it resolves
+   * (a rejected one closes stdin empty): the process starts before its input is known, so its
+   * start-up (milliseconds for a fork of this process) is paid while something else goes on.
+   */
+  readonly input?: string | Promise<string>;
   /** The command is killed after this long. */
   readonly timeoutMs?: number;
 }
@@ -54,7 +58,7 @@ export function localRunner(defaultTimeoutMs = DEFAULT_COMMAND_TIMEOUT_MS): Runn
       // status is what counts, and an unhandled stream error would crash the daemon.
       child.stdin?.on('error', () => undefined);
       // No input means stdin at end: a command that would read it does not hang.
-      child.stdin?.end(options.input ?? '');
+      Promise.resolve(options.input ?? '').then((text) => child.stdin?.end(text), () => child.stdin?.end());
     });
 }
 

@@ -112,7 +112,7 @@ t.test('create: a first ADD without a probe, and whatever is in its way sends it
   give(spec.address);
   const made = await pending;
   t.equal(made?.created, true);
-  t.same(commands, ['ip -batch -', `nsenter --net=${pod.path} ip -batch -`], 'two processes (the host\'s half, the pod\'s half), no probe');
+  t.same(commands.sort(), ['ip -batch -', `nsenter --net=${pod.path} ip -batch -`].sort(), 'two processes (the host\'s half, the pod\'s half), no probe');
   t.equal((await pod.link('eth0'))?.address, made?.podMac);
   t.same(await links.check(spec), [], 'the same link add() would make: CHECK finds nothing to fix');
   t.equal((await pod.ping('10.32.0.1', { count: 1 })).received, 1, 'the pod reaches the bridge');
