@@ -3,6 +3,7 @@
 // what `weave ps` lists, what GC and the reconcile loop compare with the runtime and the host.
 // Pure: the record format, and the decisions of GC and reconcile.
 import type { Attachment, CniAttachmentKey } from './cni-protocol.js';
+import { readJournalLines } from '../ipam/journal.js';
 
 export interface AttachmentRecord {
   readonly containerId: string;
@@ -67,21 +68,13 @@ export function encodeRecordChange(change: RecordChange): string {
 }
 
 /**
- * Applies the journal's changes, in order, to the snapshot's records. A last line without its
- * newline was being written when the process died and was never acknowledged: dropped (`torn`).
- * Any other bad line throws (the file is damaged; the caller sets it aside).
+ * Applies the journal's changes, in order, to the snapshot's records (a torn last line dropped,
+ * as readJournalLines says). Any other bad line throws (the file is damaged; the caller sets it aside).
  */
 export function applyRecordJournal(records: readonly AttachmentRecord[], journal: string): { records: AttachmentRecord[]; applied: number; torn: boolean } {
   const byKey = new Map(records.map((r) => [attachmentKey(r), r]));
-  const lines = journal.split('\n');
-  const torn = (lines.pop() ?? '') !== '';
-  lines.forEach((line, i) => {
-    let change: unknown;
-    try {
-      change = JSON.parse(line);
-    } catch {
-      throw new Error(`journal line ${i + 1} is not JSON`);
-    }
+  const { entries, torn } = readJournalLines(journal);
+  entries.forEach((change, i) => {
     const { put, del } = (typeof change === 'object' && change !== null ? change : {}) as { put?: unknown; del?: unknown };
     if (isRecord(put)) {
       byKey.set(attachmentKey(put), { containerId: put.containerId, ifName: put.ifName, netns: put.netns, hostIf: put.hostIf, mac: put.mac, cidr: put.cidr });
@@ -91,7 +84,7 @@ export function applyRecordJournal(records: readonly AttachmentRecord[], journal
       throw new Error(`journal line ${i + 1} is malformed`);
     }
   });
-  return { records: [...byKey.values()], applied: lines.length, torn };
+  return { records: [...byKey.values()], applied: entries.length, torn };
 }
 
 /** What the snapshot and its journal hold together (the daemon's load, and tests looking at the disk). */

@@ -33,15 +33,31 @@ export class JournalError extends Error {
 }
 
 /**
+ * The entries of a journal of JSON lines (this one, and the CNI attachments' beside it), parsed.
+ * A last line without its newline was being written when the process died; it was never
+ * acknowledged, so it is dropped (`torn`). A line that is not JSON is a JournalError.
+ */
+export function readJournalLines(journal: string): { entries: unknown[]; torn: boolean } {
+  const lines = journal.split('\n');
+  const torn = (lines.pop() ?? '') !== '';
+  const entries = lines.map((line, i) => {
+    try {
+      return JSON.parse(line) as unknown;
+    } catch {
+      throw new JournalError(`journal line ${i + 1} is not JSON`);
+    }
+  });
+  return { entries, torn };
+}
+
+/**
  * Applies a journal to a parsed snapshot (the JSON value of state-format). A last line without
  * its newline was being written when the process died; it was never acknowledged, so it is
  * dropped (`torn`). Any other malformed line is a JournalError: the state is corrupt.
  */
 export function applyJournal(snapshot: unknown, journal: string): { value: unknown; applied: number; torn: boolean } {
-  const lines = journal.split('\n');
-  const last = lines.pop() ?? '';
-  const torn = last !== '';
-  if (lines.length === 0) return { value: snapshot, applied: 0, torn };
+  const { entries, torn } = readJournalLines(journal);
+  if (entries.length === 0) return { value: snapshot, applied: 0, torn };
   if (typeof snapshot !== 'object' || snapshot === null || !Array.isArray((snapshot as { allocations?: unknown }).allocations)) {
     throw new JournalError('journal without a snapshot holding allocations');
   }
@@ -51,13 +67,7 @@ export function applyJournal(snapshot: unknown, journal: string): { value: unkno
     if (typeof id !== 'string') throw new JournalError('snapshot allocation without an id');
     allocations.set(id, (a as { address?: unknown }).address);
   }
-  lines.forEach((line, i) => {
-    let entry: unknown;
-    try {
-      entry = JSON.parse(line);
-    } catch {
-      throw new JournalError(`journal line ${i + 1} is not JSON`);
-    }
+  entries.forEach((entry, i) => {
     const { set, del } = entry as { set?: unknown; del?: unknown };
     if (!Array.isArray(set) || !Array.isArray(del)) throw new JournalError(`journal line ${i + 1} is malformed`);
     for (const pair of set) {
@@ -73,5 +83,5 @@ export function applyJournal(snapshot: unknown, journal: string): { value: unkno
   });
   // parseState checks the result as it checks any snapshot (two ids on one address, ...).
   const value = { ...(snapshot as object), allocations: [...allocations].map(([id, address]) => ({ id, address })) };
-  return { value, applied: lines.length, torn };
+  return { value, applied: entries.length, torn };
 }

@@ -2,10 +2,11 @@
 // thread polls both the TAP and the socket): recvfrom() into one reused buffer, the datagram to a
 // SleeveReceiver, and the latest snapshot applied first when the main thread has posted one (no
 // wake-up needed: a new link's first datagram is what wakes the thread, and it applies it first).
-import { receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
+import type { MessagePort } from 'node:worker_threads';
 import { recvFromFd } from '../tap/libc.js';
 import { formatSockaddr } from '../tap/udp-offload.js';
 import { ReceiverControl } from './counters.js';
+import { newestMessage } from '../tap/worker-counters.js';
 import { SleeveReceiver, type ReceiverNote } from './sleeve-receiver.js';
 import type { ReceiverSnapshot } from './plan.js';
 
@@ -54,13 +55,7 @@ export class SocketReceiver {
 
   /** Applies the latest snapshot on the port (older ones queued behind it are skipped). */
   private refresh(): void {
-    let latest: ReceiverSnapshotMessage | undefined;
-    for (;;) {
-      const m = receiveMessageOnPort(this.data.port) as { message: ReceiverSnapshotMessage } | undefined;
-      if (m === undefined) break;
-      latest = m.message;
-    }
-    // The generation is bumped after posting, so the message is normally here; if not, look again next time.
+    const latest = newestMessage<ReceiverSnapshotMessage>(this.data.port);
     if (latest === undefined) return;
     this.generation = latest.generation;
     try {

@@ -6,7 +6,7 @@
 // Send errors never end the reader: EAGAIN/ENOBUFS (the socket buffer is full) drop the datagram
 // and count it, as the kernel would drop it further on; any other errno is counted and reported to
 // the main thread once per errno (EMSGSIZE: the path MTU shrank under the link's stride).
-import { receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
+import type { MessagePort } from 'node:worker_threads';
 import { EAGAIN, ENOBUFS, errnoName, sendToFd } from '../tap/libc.js';
 import { encodeSockaddr } from '../tap/udp-offload.js';
 import { macFromBytes, type Mac } from '../forwarder/mac.js';
@@ -17,6 +17,7 @@ import { MessageKind } from '../sleeve/header.js';
 import { SendArena } from '../sleeve/chunker.js';
 import { CaptureShortcut } from './shortcut.js';
 import { SenderControl, CAPTURED, CAPTURED_BYTES, SENT, SENT_BYTES } from './counters.js';
+import { newestMessage } from '../tap/worker-counters.js';
 import type { SenderSnapshot, SnapshotLink } from './snapshot.js';
 
 /** What the main thread hands the reader to send with. */
@@ -125,13 +126,7 @@ export class WorkerSender {
 
   /** Takes the latest snapshot off the port (older ones queued behind it are skipped). */
   private refresh(): void {
-    let latest: SnapshotMessage | undefined;
-    for (;;) {
-      const m = receiveMessageOnPort(this.data.port) as { message: SnapshotMessage } | undefined;
-      if (m === undefined) break;
-      latest = m.message;
-    }
-    // The generation is bumped after posting, so the message is normally here; if not, look again next frame.
+    const latest = newestMessage<SnapshotMessage>(this.data.port);
     if (latest === undefined) return;
     this.generation = latest.generation;
     try {

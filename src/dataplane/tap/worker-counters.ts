@@ -8,7 +8,23 @@
 // Layout: i32 [0] generation of the latest snapshot posted; f64 from byte 8, one per stat, then
 // one per drop reason. Only the Worker writes the counters (plain stores of aligned doubles).
 
+import { receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
+
 const COUNTERS_OFFSET = 8;
+
+/**
+ * Worker side: the newest message waiting on `port`, older ones behind it skipped (each snapshot
+ * is whole), or undefined when none has arrived yet (the generation is bumped after posting, so
+ * it normally has: if not, the caller looks again next time).
+ */
+export function newestMessage<T>(port: MessagePort): T | undefined {
+  let latest: T | undefined;
+  for (;;) {
+    const m = receiveMessageOnPort(port) as { message: T } | undefined;
+    if (m === undefined) return latest;
+    latest = m.message;
+  }
+}
 
 export interface WorkerCounterValues<S extends string, D extends string> {
   readonly stats: Readonly<Record<S, number>>;
