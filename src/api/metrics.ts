@@ -88,7 +88,8 @@ export function createMetrics(source: MetricsSource): Registry {
       });
     };
     counter('weave_sleeve_packets_total', 'Frames and datagrams through the sleeve data path.', 'what', (c) =>
-      Object.entries(c.stats).filter(([k]) => ['captured', 'injected', 'sent', 'received'].includes(k)));
+      Object.entries(c.stats).filter(([k]) => ['captured', 'injected', 'sent', 'received', 'ecnMarked'].includes(k))
+        .map(([k, v]): [string, number] => [k === 'ecnMarked' ? 'ecn-marked' : k, v]));
     counter('weave_sleeve_bytes_total', 'Bytes through the sleeve data path (frames captured and injected, datagrams sent and received).', 'what', (c) =>
       Object.entries(c.stats).filter(([k]) => k.endsWith('Bytes')).map(([k, v]): [string, number] => [k.slice(0, -'Bytes'.length), v]));
     counter('weave_sleeve_dropped_total', 'Frames and datagrams the sleeve data path dropped, by reason.', 'reason', (c) => c.drops);

@@ -4,7 +4,7 @@ import { WorkerCounters, type WorkerCounterValues } from '../tap/worker-counters
 import type { FormatErrorReason } from '../sleeve/header.js';
 import type { InboundDrop } from '../sleeve/inbound.js';
 
-export const RECEIVER_STATS = ['received', 'receivedBytes', 'injected', 'injectedBytes', 'malformed', 'unknownConnection'] as const;
+export const RECEIVER_STATS = ['received', 'receivedBytes', 'injected', 'injectedBytes', 'malformed', 'unknownConnection', 'ecnMarked'] as const;
 export type ReceiverStat = (typeof RECEIVER_STATS)[number];
 
 const INBOUND_DROPS = [
@@ -17,7 +17,7 @@ const FORMAT_ERRORS = [
 
 /** Drop reasons, named as the main thread's drops map names them. */
 export const RECEIVER_DROPS: readonly string[] = [
-  'unknown-connection', 'tap-write', 'receive-error', 'other', ...INBOUND_DROPS, ...FORMAT_ERRORS.map((r) => `malformed-${r}`),
+  'unknown-connection', 'tap-write', 'receive-error', 'queue-delay', 'other', ...INBOUND_DROPS, ...FORMAT_ERRORS.map((r) => `malformed-${r}`),
 ];
 
 export type ReceiverCounterValues = WorkerCounterValues<ReceiverStat, string>;

@@ -12,6 +12,7 @@ import { macFromBytes, type Mac } from '../forwarder/mac.js';
 import { VIRTIO_NET_HDR_LEN } from '../tap/virtio-net-hdr.js';
 import { decide, RemoteMacNotes, type ReceiverLink, type ReceiverSnapshot, type ReceiverState } from './plan.js';
 import type { ReceiverControl } from './counters.js';
+import { markCongestion } from './ecn.js';
 
 /** A drop reason reaching this count gets one log line on the main thread (as DataPlane's own drops). */
 export const DROP_NOTE_THRESHOLD = 100;
@@ -39,6 +40,11 @@ export interface SleeveReceiverOptions {
   readonly inject: (packet: Uint8Array) => boolean;
   readonly notify: (note: ReceiverNote) => void;
   readonly now?: () => number;
+  /**
+   * Asked once per unicast frame about to be injected: true if the receive queue is congested and
+   * this frame should carry the signal (CoDel's verdict, socket-receiver.ts). Absent: never.
+   */
+  readonly congested?: () => boolean;
 }
 
 interface LinkEntry {
@@ -128,7 +134,7 @@ export class SleeveReceiver {
       // Injected here (written, or dropped and counted): the main thread must not write it again.
       const injected = action !== 'hand';
       if (injected && src !== undefined) {
-        this.inject(m.body);
+        if (action !== 'inject' || this.admit(m.body, at)) this.inject(m.body);
         if (this.notes.due(src, m.srcPeer, now)) this.options.notify({ type: 'seen', mac: src, peer: m.srcPeer });
         if (action === 'inject') continue;
       }
@@ -138,6 +144,20 @@ export class SleeveReceiver {
         body: m.body.slice(), injected,
       });
     }
+  }
+
+  /**
+   * Whether a unicast frame goes on: when CoDel asks for a congestion signal, a frame that
+   * negotiated ECN is marked CE and goes on; any other is dropped and counted (queue-delay).
+   */
+  private admit(frame: Uint8Array, at: number): boolean {
+    if (this.options.congested?.() !== true) return true;
+    if (markCongestion(frame, at)) {
+      this.options.control.add('ecnMarked');
+      return true;
+    }
+    this.drop('queue-delay');
+    return false;
   }
 
   private inject(packet: Uint8Array): void {

@@ -2,12 +2,16 @@
 // thread polls both the TAP and the socket): recvfrom() into one reused buffer, the datagram to a
 // SleeveReceiver, and the latest snapshot applied first when the main thread has posted one (no
 // wake-up needed: a new link's first datagram is what wakes the thread, and it applies it first).
+// CoDel watches how long datagrams waited in the socket's queue and has frames marked or dropped
+// when a standing queue builds (codel.ts says why the queue is here).
 import type { MessagePort } from 'node:worker_threads';
 import { recvFromFd } from '../tap/libc.js';
 import { formatSockaddr } from '../tap/udp-offload.js';
 import { ReceiverControl } from './counters.js';
 import { newestMessage } from '../tap/worker-counters.js';
 import { SleeveReceiver, type ReceiverNote } from './sleeve-receiver.js';
+import { Codel } from './codel.js';
+import { ReceiveDelay } from '../tap/receive-delay.js';
 import type { ReceiverSnapshot } from './plan.js';
 
 /** What a Worker needs to receive on the sleeve socket. */
@@ -34,6 +38,12 @@ export class SocketReceiver {
   private readonly addrLength = Buffer.alloc(4);
   private readonly from = (): string => formatSockaddr(this.sockaddr);
   private generation = 0;
+  private readonly codel = new Codel();
+  private readonly delay: ReceiveDelay;
+  /** Datagrams received so far, and the one whose queue delay `delayMs` is (read once, when first asked). */
+  private datagrams = 0;
+  private delayOf = -1;
+  private delayMs = NaN;
 
   constructor(
     private readonly data: SocketReceiverData,
@@ -42,15 +52,28 @@ export class SocketReceiver {
     private readonly notify: (note: ReceiverNote) => void,
   ) {
     this.control = ReceiverControl.attach(data.control);
-    this.receiver = new SleeveReceiver({ control: this.control, tapVnetHdr, inject, notify });
+    this.delay = new ReceiveDelay(data.udpFd);
+    this.receiver = new SleeveReceiver({ control: this.control, tapVnetHdr, inject, notify, congested: () => this.congested() });
   }
 
   /** Receives and handles one datagram: its byte count, or -errno (-EAGAIN: nothing waiting). */
   receiveOne(): number {
     if (this.control.generation !== this.generation) this.refresh();
     const n = recvFromFd(this.data.udpFd, this.buffer, this.buffer.byteLength, this.sockaddr, this.addrLength);
-    if (n >= 0) this.receiver.onDatagram(this.buffer.subarray(0, n), this.from);
+    if (n >= 0) {
+      this.datagrams++;
+      this.receiver.onDatagram(this.buffer.subarray(0, n), this.from);
+    }
     return n;
+  }
+
+  /** CoDel's verdict for a frame of the datagram received last (every frame of it asks). */
+  private congested(): boolean {
+    if (this.delayOf !== this.datagrams) {
+      this.delayOf = this.datagrams;
+      this.delayMs = this.delay.lastMs();
+    }
+    return this.codel.signal(this.delayMs, performance.now());
   }
 
   /** Applies the latest snapshot on the port (older ones queued behind it are skipped). */

@@ -20,6 +20,11 @@ const c = {
   write: libc.func('long write(int fd, const void *buf, unsigned long count)'),
   // Variadic, as in C: each extra argument is passed as a (type, value) pair.
   ioctl: libc.func('int ioctl(int fd, unsigned long request, ...)'),
+  // The same call declared with its one pointer argument, for the per-datagram path: koffi parses
+  // a variadic call's types on every call. Passing a pointer through a fixed prototype is how
+  // the x86_64 and arm64 Linux ABIs pass it to a variadic function too.
+  ioctlPointer: libc.func('int ioctl(int fd, unsigned long request, void *arg)'),
+  clockGettime: libc.func('int clock_gettime(int clock, void *ts)'),
   poll: libc.func('int poll(void *fds, unsigned long nfds, int timeout)'),
   eventfd: libc.func('int eventfd(unsigned int initval, int flags)'),
   socket: libc.func('int socket(int domain, int type, int protocol)'),
@@ -146,6 +151,17 @@ export function recvFromFd(fd: number, buf: Uint8Array, length: number, sockaddr
 /** ioctl(2) whose argument is a pointer to `arg` (read and written in place); throws on failure. */
 export function ioctlPointer(fd: number, request: number, arg: Uint8Array, action: string, hints?: Readonly<Record<string, string>>): void {
   if (int(c.ioctl(fd, request, 'void *', arg)) < 0) throwErrno(action, hints);
+}
+
+/** ioctl(2) whose argument is a pointer to `arg`, on the per-frame path: 0 or more on success, or -errno. */
+export function ioctlPointerErrno(fd: number, request: number, arg: Uint8Array | Uint32Array): number {
+  const n = int(c.ioctlPointer(fd, request, arg));
+  return n < 0 ? -lastErrno() : n;
+}
+
+/** clock_gettime(2) into `ts` (a struct timespec: 64-bit seconds, then 64-bit nanoseconds); throws on failure (a bad clock id). */
+export function clockGettime(clock: number, ts: Uint32Array): void {
+  if (int(c.clockGettime(clock, ts)) < 0) throwErrno(`cannot read clock ${clock}`);
 }
 
 /** ioctl(2) whose argument is an integer passed by value (as an unsigned long); throws on failure. */

@@ -137,9 +137,10 @@ export function parseIpv4Packet(bytes: Uint8Array): Ipv4Packet | undefined {
   };
 }
 
-export function ipv4Packet(src: string, dst: string, protocol: number, payload: Uint8Array, ttl = 64): Uint8Array {
+export function ipv4Packet(src: string, dst: string, protocol: number, payload: Uint8Array, ttl = 64, tos = 0): Uint8Array {
   const packet = new Uint8Array(20 + payload.length);
   packet[0] = 0x45;
+  packet[1] = tos;
   putU16(packet, 2, packet.length);
   packet[6] = 0x40; // don't fragment
   packet[8] = ttl;

@@ -12,7 +12,7 @@ import { SequenceCounter } from '../../../src/dataplane/sleeve/sequence-counter.
 import { MessageKind, chunkStride } from '../../../src/dataplane/sleeve/header.js';
 import { parseMac } from '../../../src/dataplane/forwarder/mac.js';
 import { VIRTIO_NET_HDR_LEN } from '../../../src/dataplane/tap/virtio-net-hdr.js';
-import { sequenceFrame, sequenceOf } from '../lib/packets.js';
+import { ETH_P_IP, IPPROTO_TCP, ethernet, ipv4Packet, sequenceFrame, sequenceOf } from '../lib/packets.js';
 
 const UID = 0x1234_5678_9abc_def0n;
 const SELF = 0x0277_6200_0001;
@@ -23,7 +23,7 @@ const UNKNOWN = '0a:00:00:00:00:09';
 const STRIDE = chunkStride(1500);
 const session = new Uint8Array(32).fill(9);
 
-function setup(encrypted: boolean, injectOk = true) {
+function setup(encrypted: boolean, injectOk = true, congested?: () => boolean) {
   const control = ReceiverControl.create();
   const injected: Uint8Array[] = [];
   const notes: ReceiverNote[] = [];
@@ -34,6 +34,7 @@ function setup(encrypted: boolean, injectOk = true) {
       return injectOk;
     },
     notify: (n) => notes.push(n),
+    ...(congested ? { congested } : {}),
   });
   // The peer dialled: it sends in the dialler's direction.
   const sequence = SequenceCounter.create();
@@ -43,8 +44,8 @@ function setup(encrypted: boolean, injectOk = true) {
     self: SELF, locals: [parseMac(LOCAL)], handAllFrames: false,
     links: [{ key: UID.toString(), connectionUid: UID, weDialled: false, ...(encrypted ? { receiveKey: deriveFrameKeys(session, UID, false).receive } : {}) }],
   };
-  const pack = (dst: string, seq: number, o: { kind?: MessageKind; dstPeer?: number; length?: number } = {}): Buffer => {
-    const frame = sequenceFrame(dst, REMOTE, seq, o.length ?? 100);
+  const pack = (dst: string, seq: number, o: { kind?: MessageKind; dstPeer?: number; length?: number; frame?: Uint8Array } = {}): Buffer => {
+    const frame = o.frame ?? sequenceFrame(dst, REMOTE, seq, o.length ?? 100);
     const body = new Uint8Array(VIRTIO_NET_HDR_LEN + frame.length);
     body.set(frame, VIRTIO_NET_HDR_LEN);
     return Buffer.concat(peerOut.pack({ kind: o.kind ?? MessageKind.Frame, srcPeer: PEER, dstPeer: o.dstPeer ?? SELF, vnetHdr: true, body }));
@@ -129,4 +130,29 @@ t.test('a failed TAP write is counted; a new snapshot keeps the replay window; a
   receiver.onDatagram(pack(LOCAL, 2), from);
   t.equal(control.read().drops.get('unknown-connection'), 1, 'a link no longer in the snapshot is unknown');
   t.equal(injected.length, 1);
+});
+
+t.test('congestion: a frame that negotiated ECN is marked CE and injected, any other unicast frame is dropped and counted', async (t) => {
+  let congested = true;
+  const asked: number[] = [];
+  const { control, injected, receiver, snapshot, pack, from } = setup(false, true, () => {
+    asked.push(injected.length);
+    return congested;
+  });
+  receiver.apply(snapshot);
+  const tcp = (tos: number, dst = LOCAL): Uint8Array => ethernet(dst, REMOTE, ETH_P_IP, ipv4Packet('10.32.0.2', '10.40.0.1', IPPROTO_TCP, new Uint8Array(20), 64, tos));
+  receiver.onDatagram(pack(LOCAL, 1, { frame: tcp(0b10) }), from);
+  t.equal(injected.length, 1, 'the ECT(0) frame is delivered');
+  t.equal(injected[0]![VIRTIO_NET_HDR_LEN + 14 + 1]! & 0b11, 0b11, 'marked Congestion Experienced');
+  t.equal(control.read().stats.ecnMarked, 1);
+  receiver.onDatagram(pack(LOCAL, 2, { frame: tcp(0) }), from);
+  t.equal(injected.length, 1, 'a frame that did not negotiate ECN is not delivered');
+  t.equal(control.read().drops.get('queue-delay'), 1, 'it is counted as a queue-delay drop');
+  receiver.onDatagram(pack('ff:ff:ff:ff:ff:ff', 3, { frame: tcp(0, 'ff:ff:ff:ff:ff:ff') }), from);
+  t.equal(injected.length, 2, 'a broadcast is not subject to it (it is flooded on, not queued here)');
+  congested = false;
+  receiver.onDatagram(pack(LOCAL, 4, { frame: tcp(0) }), from);
+  t.equal(injected.length, 3, 'without congestion the frame goes through');
+  t.equal(injected[2]![VIRTIO_NET_HDR_LEN + 14 + 1], 0, 'unmarked');
+  t.same(asked, [0, 1, 2], 'asked once per unicast frame to a local MAC, never for the broadcast');
 });
