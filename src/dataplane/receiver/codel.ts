@@ -2,8 +2,9 @@
 //
 // Why here. When the receiving node's Worker is the slowest stage of the sleeve (it is, under a
 // bulk TCP flow: it reassembles and copies every byte), the standing queue builds in the sleeve
-// socket's receive buffer, a FIFO the kernel fills up to SO_RCVBUF (the daemon asks 4 MB, the kernel doubles it:
-// about 20 ms at 3.5 Gbit/s, with every other flow from that peer waiting behind it). The TAP's
+// socket's receive buffer, a FIFO the kernel fills up to SO_RCVBUF (the daemon asks 4 MB, which
+// the kernel doubles: about 20 ms at 3.5 Gbit/s, every other flow from that peer waiting behind
+// it). The TAP's
 // qdisc never holds a queue (tun's transmit never stops the queue: a full ring drops), so
 // fq_codel there cannot help, and the pods' TCP Small Queues stop at the veth (the skb is
 // orphaned crossing into the node's namespace). So the Worker runs CoDel where it takes datagrams
