@@ -4,9 +4,8 @@
 // bulk TCP flow: it reassembles and copies every byte), the standing queue builds in the sleeve
 // socket's receive buffer, a FIFO the kernel fills up to SO_RCVBUF (the daemon asks 4 MB, which
 // the kernel doubles: about 20 ms at 3.5 Gbit/s, every other flow from that peer waiting behind
-// it). The TAP's
-// qdisc never holds a queue (tun's transmit never stops the queue: a full ring drops), so
-// fq_codel there cannot help, and the pods' TCP Small Queues stop at the veth (the skb is
+// it). The TAP's qdisc never holds a queue (tun's transmit never stops the queue: a full ring
+// drops), so fq_codel there cannot help, and the pods' TCP Small Queues stop at the veth (the skb is
 // orphaned crossing into the node's namespace). So the Worker runs CoDel where it takes datagrams
 // off that queue: the kernel stamps each datagram on arrival, the Worker reads how long it waited
 // (its sojourn), and CoDel decides, frame by frame, whether a frame gets a congestion signal: a
