@@ -18,11 +18,12 @@ const c = {
   close: libc.func('int close(int fd)'),
   read: libc.func('long read(int fd, void *buf, unsigned long count)'),
   write: libc.func('long write(int fd, const void *buf, unsigned long count)'),
-  // Variadic, as in C: each extra argument is passed as a (type, value) pair.
+  // Variadic, as in C: each extra argument is passed as a (type, value) pair (ioctlValue's integer).
   ioctl: libc.func('int ioctl(int fd, unsigned long request, ...)'),
-  // The same call declared with its one pointer argument, for the per-datagram path: koffi parses
-  // a variadic call's types on every call. Passing a pointer through a fixed prototype is how
-  // the x86_64 and arm64 Linux ABIs pass it to a variadic function too.
+  // The same call declared with its one pointer argument, for every pointer ioctl: koffi parses a
+  // variadic call's types on every call, and one runs per datagram (SIOCGSTAMPNS). Passing a
+  // pointer through a fixed prototype is how the x86_64 and arm64 Linux ABIs pass it to a
+  // variadic function too.
   ioctlPointer: libc.func('int ioctl(int fd, unsigned long request, void *arg)'),
   clockGettime: libc.func('int clock_gettime(int clock, void *ts)'),
   poll: libc.func('int poll(void *fds, unsigned long nfds, int timeout)'),
@@ -150,7 +151,7 @@ export function recvFromFd(fd: number, buf: Uint8Array, length: number, sockaddr
 
 /** ioctl(2) whose argument is a pointer to `arg` (read and written in place); throws on failure. */
 export function ioctlPointer(fd: number, request: number, arg: Uint8Array, action: string, hints?: Readonly<Record<string, string>>): void {
-  if (int(c.ioctl(fd, request, 'void *', arg)) < 0) throwErrno(action, hints);
+  if (int(c.ioctlPointer(fd, request, arg)) < 0) throwErrno(action, hints);
 }
 
 /** ioctl(2) whose argument is a pointer to `arg`, on the per-frame path: 0 or more on success, or -errno. */
