@@ -2,8 +2,8 @@
 // thread polls both the TAP and the socket): recvfrom() into one reused buffer, the datagram to a
 // SleeveReceiver, and the latest snapshot applied first when the main thread has posted one (no
 // wake-up needed: a new link's first datagram is what wakes the thread, and it applies it first).
-// CoDel watches how long datagrams waited in the socket's queue and has frames marked or dropped
-// when a standing queue builds (codel.ts says why the queue is here).
+// CoDel watches how long datagrams waited in the socket's queue (sojourn.ts) and has frames marked
+// or dropped when a standing queue builds (codel.ts says why the queue is here).
 import type { MessagePort } from 'node:worker_threads';
 import { recvFromFd } from '../tap/libc.js';
 import { formatSockaddr } from '../tap/udp-offload.js';
@@ -12,6 +12,7 @@ import { newestMessage } from '../tap/worker-counters.js';
 import { SleeveReceiver, type ReceiverNote } from './sleeve-receiver.js';
 import { Codel } from './codel.js';
 import { ReceiveDelay } from '../tap/receive-delay.js';
+import { Sojourn } from './sojourn.js';
 import type { ReceiverSnapshot } from './plan.js';
 
 /** What a Worker needs to receive on the sleeve socket. */
@@ -39,11 +40,8 @@ export class SocketReceiver {
   private readonly from = (): string => formatSockaddr(this.sockaddr);
   private generation = 0;
   private readonly codel = new Codel();
-  private readonly delay: ReceiveDelay;
-  /** Datagrams received so far, and the one whose queue delay `delayMs` is (read once, when first asked). */
-  private datagrams = 0;
-  private delayOf = -1;
-  private delayMs = NaN;
+  /** How long each datagram waited in the socket's queue, from the kernel's receive stamps. */
+  private readonly sojourn: Sojourn;
 
   constructor(
     private readonly data: SocketReceiverData,
@@ -52,7 +50,8 @@ export class SocketReceiver {
     private readonly notify: (note: ReceiverNote) => void,
   ) {
     this.control = ReceiverControl.attach(data.control);
-    this.delay = new ReceiveDelay(data.udpFd);
+    const delay = new ReceiveDelay(data.udpFd);
+    this.sojourn = new Sojourn(() => delay.lastMs());
     this.receiver = new SleeveReceiver({ control: this.control, tapVnetHdr, inject, notify, congested: () => this.congested() });
   }
 
@@ -61,19 +60,20 @@ export class SocketReceiver {
     if (this.control.generation !== this.generation) this.refresh();
     const n = recvFromFd(this.data.udpFd, this.buffer, this.buffer.byteLength, this.sockaddr, this.addrLength);
     if (n >= 0) {
-      this.datagrams++;
+      this.sojourn.received();
       this.receiver.onDatagram(this.buffer.subarray(0, n), this.from);
     }
     return n;
   }
 
+  /** The socket's queue is empty now (recvfrom() said EAGAIN). */
+  queueEmpty(): void {
+    this.sojourn.queueEmpty();
+  }
+
   /** CoDel's verdict for a frame of the datagram received last (every frame of it asks). */
   private congested(): boolean {
-    if (this.delayOf !== this.datagrams) {
-      this.delayOf = this.datagrams;
-      this.delayMs = this.delay.lastMs();
-    }
-    return this.codel.signal(this.delayMs, performance.now());
+    return this.codel.signal(this.sojourn.lastMs(), performance.now());
   }
 
   /** Applies the latest snapshot on the port (older ones queued behind it are skipped). */

@@ -92,7 +92,10 @@ function run(data: TapReaderData): void {
     for (let i = 0; i < RECEIVE_BATCH; i++) {
       const n = receiver.receiveOne();
       if (n >= 0 || n === -EINTR) continue;
-      if (n === -EAGAIN) return false;
+      if (n === -EAGAIN) {
+        receiver.queueEmpty(); // the next datagram's wait is known without asking (sojourn.ts)
+        return false;
+      }
       if (SOCKET_GONE.has(-n)) receiveFailed = -n;
       else receiver.control.drop('receive-error');
       return false;

@@ -1,9 +1,11 @@
 // The sleeve's receive-queue AQM: CoDel's decisions (pure, with made-up clocks: when it starts
 // signalling, how fast, when it stops), the CE mark it sets instead of a drop (RFC 3168, header
-// checksum kept valid), and the queue delay read off a real UDP socket's kernel timestamps.
+// checksum kept valid), when the queue delay is read (not for a datagram that came into an empty
+// queue) and the delay itself, read off a real UDP socket's kernel timestamps.
 import t from 'tap';
 import fc from 'fast-check';
 import { Codel } from '../../../src/dataplane/receiver/codel.js';
+import { Sojourn } from '../../../src/dataplane/receiver/sojourn.js';
 import { markCongestion } from '../../../src/dataplane/receiver/ecn.js';
 import { ReceiveDelay } from '../../../src/dataplane/tap/receive-delay.js';
 import { closeFd, recvFromFd, sendToFd } from '../../../src/dataplane/tap/libc.js';
@@ -71,6 +73,69 @@ t.test('CoDel (property): a signal only ever follows an unbroken interval above 
     },
   ), { numRuns: 300 });
   t.pass('300 random runs');
+});
+
+t.test('sojourn: a datagram that came into an empty queue counts as no queue, unread; the rest are read once each', async (t) => {
+  let reads = 0;
+  let kernelMs = 7;
+  const s = new Sojourn(() => {
+    reads++;
+    return kernelMs;
+  });
+  s.received();
+  t.equal(s.lastMs(), 0, 'the first datagram ever found the queue empty');
+  t.equal(reads, 0, 'and the kernel was not asked');
+  s.received();
+  t.equal(s.lastMs(), 7, 'back to back: the kernel says how long it waited');
+  t.equal(s.lastMs(), 7, 'asked again for the same datagram (another frame of it)');
+  t.equal(reads, 1, 'read once per datagram');
+  kernelMs = 3;
+  s.received();
+  t.equal(s.lastMs(), 3);
+  t.equal(reads, 2);
+  s.queueEmpty();
+  s.queueEmpty();
+  s.received();
+  t.equal(s.lastMs(), 0, 'after the queue was seen empty: no queue');
+  t.equal(reads, 2);
+  s.received();
+  t.equal(s.lastMs(), 3, 'and the next one back to back is read again');
+  t.equal(reads, 3);
+});
+
+t.test('sojourn, property: read at most once per datagram, and exactly when no empty queue was seen since the datagram before', async (t) => {
+  fc.assert(
+    fc.property(fc.array(fc.constantFrom('empty', 'received', 'ask'), { maxLength: 200 }), (ops) => {
+      let reads = 0;
+      const s = new Sojourn(() => {
+        reads++;
+        return 5;
+      });
+      let emptySince = true;
+      let expectFresh: boolean | undefined;
+      let readForThis = 0;
+      for (const op of ops) {
+        if (op === 'empty') {
+          s.queueEmpty();
+          emptySince = true;
+        } else if (op === 'received') {
+          s.received();
+          expectFresh = emptySince;
+          emptySince = false;
+          readForThis = 0;
+        } else if (expectFresh !== undefined) {
+          const before = reads;
+          const ms = s.lastMs();
+          readForThis += reads - before;
+          if (ms !== (expectFresh ? 0 : 5)) return false;
+          if (readForThis > (expectFresh ? 0 : 1)) return false;
+        }
+      }
+      return true;
+    }),
+    { numRuns: 300 },
+  );
+  t.pass('300 random sequences of empty queues, datagrams and questions');
 });
 
 t.test('CE mark: IPv4 ECT(0)/ECT(1) marked with a valid header checksum; CE kept; not-ECT, non-IP and short frames refused untouched', async (t) => {
