@@ -22,16 +22,6 @@ export const RECEIVER_DROPS: readonly string[] = [
 
 export type ReceiverCounterValues = WorkerCounterValues<ReceiverStat, string>;
 
-export class ReceiverControl extends WorkerCounters<ReceiverStat, string> {
-  private constructor(buffer: SharedArrayBuffer) {
-    super(RECEIVER_STATS, RECEIVER_DROPS, buffer);
-  }
-
-  static create(): ReceiverControl {
-    return new ReceiverControl(new SharedArrayBuffer(WorkerCounters.bytesFor(RECEIVER_STATS, RECEIVER_DROPS)));
-  }
-
-  static attach(buffer: SharedArrayBuffer): ReceiverControl {
-    return new ReceiverControl(buffer);
-  }
-}
+/** The receive path's counters: ReceiverControl.create() on the main thread, .attach() in the Worker. */
+export const ReceiverControl = WorkerCounters.kind<ReceiverStat, string>(RECEIVER_STATS, RECEIVER_DROPS);
+export type ReceiverControl = WorkerCounters<ReceiverStat, string>;

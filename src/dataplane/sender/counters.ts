@@ -9,19 +9,9 @@ export type SenderDrop = (typeof SENDER_DROPS)[number];
 
 export type SenderCounterValues = WorkerCounterValues<SenderStat, SenderDrop>;
 
-export class SenderControl extends WorkerCounters<SenderStat, SenderDrop> {
-  private constructor(buffer: SharedArrayBuffer) {
-    super(SENDER_STATS, SENDER_DROPS, buffer);
-  }
-
-  static create(): SenderControl {
-    return new SenderControl(new SharedArrayBuffer(WorkerCounters.bytesFor(SENDER_STATS, SENDER_DROPS)));
-  }
-
-  static attach(buffer: SharedArrayBuffer): SenderControl {
-    return new SenderControl(buffer);
-  }
-}
+/** The send path's counters: SenderControl.create() on the main thread, .attach() in the Worker. */
+export const SenderControl = WorkerCounters.kind(SENDER_STATS, SENDER_DROPS);
+export type SenderControl = WorkerCounters<SenderStat, SenderDrop>;
 
 export const CAPTURED = SENDER_STATS.indexOf('captured');
 export const CAPTURED_BYTES = SENDER_STATS.indexOf('capturedBytes');

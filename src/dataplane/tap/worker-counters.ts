@@ -32,21 +32,32 @@ export interface WorkerCounterValues<S extends string, D extends string> {
   readonly drops: ReadonlyMap<D, number>;
 }
 
+export interface WorkerCounterKind<S extends string, D extends string> {
+  create(): WorkerCounters<S, D>;
+  attach(buffer: SharedArrayBuffer): WorkerCounters<S, D>;
+}
+
 export class WorkerCounters<S extends string, D extends string> {
   private readonly words: Int32Array;
   private readonly counters: Float64Array;
   private readonly dropIndex: ReadonlyMap<string, number>;
 
-  /** `buffer` as bytesFor(stats, drops) sized it, made by one thread and attached by the other. */
-  protected constructor(private readonly statNames: readonly S[], private readonly dropNames: readonly D[], readonly buffer: SharedArrayBuffer) {
+  /** `buffer` as kind() sized it, made by one thread and attached by the other. */
+  private constructor(private readonly statNames: readonly S[], private readonly dropNames: readonly D[], readonly buffer: SharedArrayBuffer) {
     this.words = new Int32Array(buffer, 0, 1);
     this.counters = new Float64Array(buffer, COUNTERS_OFFSET, statNames.length + dropNames.length);
     this.dropIndex = new Map(dropNames.map((d, i) => [d, statNames.length + i]));
   }
 
-  /** The buffer size for these stats and drop reasons. */
-  static bytesFor(stats: readonly string[], drops: readonly string[]): number {
-    return COUNTERS_OFFSET + 8 * (stats.length + drops.length);
+  /**
+   * The counters of one path (the send path's, the receive path's): `create` on the thread that
+   * makes the buffer, `attach` on the thread it is handed to.
+   */
+  static kind<S extends string, D extends string>(stats: readonly S[], drops: readonly D[]): WorkerCounterKind<S, D> {
+    return {
+      create: () => new WorkerCounters(stats, drops, new SharedArrayBuffer(COUNTERS_OFFSET + 8 * (stats.length + drops.length))),
+      attach: (buffer) => new WorkerCounters(stats, drops, buffer),
+    };
   }
 
   /** Main thread: a snapshot has been posted; returns its generation. */
