@@ -1,6 +1,7 @@
-// A sender of one sleeve link in a Worker, for the shared-counter tests: packs `count` messages
-// with an OutboundLink whose sealer (or plain counter) numbers from the shared SequenceCounter,
-// while the test's main thread does the same on its own OutboundLink. Posts every datagram.
+// A sender of one sleeve link in a Worker, for the shared-counter tests: packs messages with an
+// OutboundLink whose sealer (or plain counter) numbers from the shared SequenceCounter, while the
+// test's main thread does the same on its own OutboundLink, until the main thread says stop (or
+// `max` messages). Posts every datagram.
 import { parentPort, workerData } from 'node:worker_threads';
 import { FrameSealer } from '../../../src/dataplane/sleeve/frame-crypto.js';
 import { MessageKind } from '../../../src/dataplane/sleeve/header.js';
@@ -13,8 +14,12 @@ export interface SealWorkerData {
   readonly keyUpdateAfterMessages: number;
   readonly connectionUid: bigint;
   readonly stride: number;
-  readonly count: number;
-  /** Raised by the main thread once this thread said 'ready': both start together, so their takes interleave. */
+  /** A bound on memory should the main thread never say stop. */
+  readonly max: number;
+  /**
+   * Two words. [0] is raised by the main thread once this thread said 'ready': both start
+   * together. [1] is raised when the main thread has seen enough of its numbers interleave with ours.
+   */
   readonly go: SharedArrayBuffer;
 }
 
@@ -26,7 +31,7 @@ const go = new Int32Array(data.go);
 parentPort?.postMessage('ready');
 Atomics.wait(go, 0, 0);
 const sends: Buffer[] = [];
-for (let i = 0; i < data.count; i++) {
+for (let i = 0; i < data.max && Atomics.load(go, 1) === 0; i++) {
   const body = Buffer.alloc(60 + (i % 7) * 100, i & 0xff);
   body.writeUInt32BE(i, 0);
   sends.push(...out.pack({ kind: MessageKind.Frame, srcPeer: 1, dstPeer: 2, vnetHdr: false, body }));
