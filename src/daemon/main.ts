@@ -20,7 +20,7 @@ import { createCniServer, dispatchCni, listenUnix } from '../api/cni-server.js';
 import type { CniRelay } from '../api/cni-protocol.js';
 import { cniRelay } from '../cni/relay.js';
 import { PodLinks } from '../dataplane/host/pod-link.js';
-import { localRunner } from '../dataplane/host/runner.js';
+import { Spawner } from '../dataplane/host/spawner.js';
 import { resetPeer } from './reset.js';
 
 function fail(message: string): never {
@@ -57,10 +57,15 @@ async function main(): Promise<void> {
   log.info({ options: { ...shown, password: config.password !== undefined ? '<redacted>' : undefined } }, 'Command line options');
   log.info(config.password !== undefined ? 'Communication between peers via untrusted networks is encrypted.' : 'Communication between peers is unencrypted.');
   log.info({ nameSource: identity.source }, `Our name is ${identity.name}(${nickname})`);
+  // Host commands (ip, tc, iptables) of the data path and the CNI service are forked by a helper
+  // process, not by the daemon (host/spawner.ts); it starts with the first command, while the
+  // daemon is still small, and never with --no-bridge, which runs none.
+  const hostCommands = new Spawner();
   let dataplane: DataPlane | undefined;
   if (!config.noBridge) {
     try {
       dataplane = await DataPlane.start({
+        runner: hostCommands.run,
         self: identity.name, host: config.host, port: config.port, mtu: config.mtu,
         underlayMtu: config.underlayMtu, range: config.ipallocRange, offloads: config.offloads,
         ...(config.iptablesBackend !== undefined ? { iptablesBackend: config.iptablesBackend } : {}), log: rootLog.child({ component: 'dataplane' }),
@@ -137,7 +142,7 @@ async function main(): Promise<void> {
       // pending releases through it: bound once both exist.
       let relay: CniRelay | undefined;
       cni = await CniService.open({
-        ipam, links: new PodLinks(localRunner()), gateway: () => bridgeAddress, bridge: BRIDGE_NAME, mtu: config.mtu,
+        ipam, links: new PodLinks(hostCommands.run), gateway: () => bridgeAddress, bridge: BRIDGE_NAME, mtu: config.mtu,
         statePath: `${config.dbPrefix}cni.json`, socketPath: config.socket, log: cniLog,
         relay: (req) => (relay ? relay(req) : Promise.reject(new Error('the CNI relay is not ready yet'))),
       });

@@ -33,7 +33,7 @@ import { frameMacs, isGroupMac, type Mac } from './forwarder/mac.js';
 import { describeForwarderEvent } from './forwarder/events.js';
 import { HostBridge } from './host/bridge.js';
 import { HostIptables, type IptablesMode } from './host/iptables.js';
-import { localRunner, runChecked } from './host/runner.js';
+import { localRunner, runChecked, type Runner } from './host/runner.js';
 import { readBridgeView, type BridgeView } from './host/bridge-view.js';
 import { MessageKind, chunkStride, overlayMtu } from './sleeve/header.js';
 import { OutboundLink, singleChunkBody } from './sleeve/outbound.js';
@@ -100,6 +100,11 @@ export interface DataPlaneOptions {
   readonly fastdp?: boolean;
   readonly log: Logger;
   readonly now?: () => number;
+  /**
+   * How host commands (ip, tc, iptables) are run: the daemon gives its Spawner's, so that they are
+   * not forks of the daemon (host/spawner.ts); in this process's namespaces by default.
+   */
+  readonly runner?: Runner;
 }
 
 
@@ -127,6 +132,7 @@ export class DataPlane implements Overlay {
   readonly drops = new Map<string, number>();
   private readonly log: Logger;
   private readonly now: () => number;
+  private readonly runner: Runner;
   private readonly forwarder: Forwarder;
   private readonly links = new Map<PeerName, Link>();
   /** Links by connection uid in decimal, as the TAP reader Worker names them. */
@@ -152,10 +158,11 @@ export class DataPlane implements Overlay {
     private readonly iptables: HostIptables,
   ) {
     this.log = options.log;
+    this.runner = options.runner ?? localRunner();
     this.now = options.now ?? Date.now;
     this.stride = chunkStride(options.underlayMtu);
     this.forwarder = new Forwarder({ self: options.self, routes: { unicast: new Map(), broadcast: () => [] } });
-    this.bridge = new HostBridge(localRunner(), { name: BRIDGE_NAME, mtu: options.mtu, port: TAP_NAME });
+    this.bridge = new HostBridge(this.runner, { name: BRIDGE_NAME, mtu: options.mtu, port: TAP_NAME });
   }
 
   /** Creates the TAP, the bridge, the rules and the sleeve socket. Rejects with a clear message. */
@@ -177,7 +184,7 @@ export class DataPlane implements Overlay {
     }
     let dp: DataPlane;
     try {
-      const iptables = await HostIptables.create(localRunner(), { range: formatCidr(options.range), bridge: BRIDGE_NAME }, options.iptablesBackend);
+      const iptables = await HostIptables.create(options.runner ?? localRunner(), { range: formatCidr(options.range), bridge: BRIDGE_NAME }, options.iptablesBackend);
       dp = new DataPlane(options, tap, udpFd, iptables);
     } catch (err) {
       await tap.close();
@@ -209,7 +216,7 @@ export class DataPlane implements Overlay {
   bridgeView(): Promise<BridgeView> {
     const now = this.now();
     if (this.bridgeViewCache === undefined || now - this.bridgeViewCache.at >= BRIDGE_VIEW_CACHE_MS) {
-      this.bridgeViewCache = { at: now, view: readBridgeView(localRunner(), BRIDGE_NAME) };
+      this.bridgeViewCache = { at: now, view: readBridgeView(this.runner, BRIDGE_NAME) };
     }
     return this.bridgeViewCache.view;
   }
@@ -223,7 +230,7 @@ export class DataPlane implements Overlay {
    */
   async teardown(): Promise<string[]> {
     await this.stop();
-    const runner = localRunner();
+    const runner = this.runner;
     const done: string[] = [];
     const step = async (what: string, fn: () => Promise<boolean>): Promise<void> => {
       try {
@@ -259,7 +266,7 @@ export class DataPlane implements Overlay {
     }
     try {
       this.fastPath = await FastPath.start({
-        self: o.self, bridge: BRIDGE_NAME, tap: TAP_NAME, mtu: o.mtu, local: o.host, runner: localRunner(), log: this.log,
+        self: o.self, bridge: BRIDGE_NAME, tap: TAP_NAME, mtu: o.mtu, local: o.host, runner: this.runner, log: this.log,
         inject: (frame) => this.tap.writeFrame(frame),
         macs: () => this.forwarder.macs.entries(this.now()),
         now: this.now,
@@ -293,7 +300,7 @@ export class DataPlane implements Overlay {
 
   /** The bridge's own address from IPAM (weave:expose): the pods' gateway. */
   async setBridgeAddress(cidr: string): Promise<void> {
-    this.bridge = new HostBridge(localRunner(), { name: BRIDGE_NAME, mtu: this.options.mtu, port: TAP_NAME, address: cidr });
+    this.bridge = new HostBridge(this.runner, { name: BRIDGE_NAME, mtu: this.options.mtu, port: TAP_NAME, address: cidr });
     await this.repair(`bridge address ${cidr}`);
   }
 
