@@ -72,7 +72,7 @@ export class Spawner {
       const timeoutMs = options.timeoutMs ?? this.#defaultTimeoutMs;
       const timer = setTimeout(() => {
         // The helper enforces the command's timeout itself; no answer well after it means the
-        // helper is stuck. Killing it fails whatever else it was running (its exit handler).
+        // helper is stuck: it is killed, with whatever else it was running.
         this.#settle(id)?.reject(new Error(`the command helper did not answer for ${argv.join(' ')} within ${timeoutMs + this.#graceMs} ms`));
         this.#discard(child, 'was stuck');
       }, timeoutMs + this.#graceMs);
