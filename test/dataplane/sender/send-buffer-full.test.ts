@@ -4,31 +4,17 @@
 // frame is handled (dropped and counted as send-buffer-full, as the kernel drops further on), is
 // never reported as a send error, and the reader goes on; once the queue drains, sends succeed again.
 import t from 'tap';
-import { MessageChannel } from 'node:worker_threads';
 import { LocalCluster, type ClusterNode } from '../../../src/cluster/cluster.js';
 import { sweep } from '../../../src/cluster/netns.js';
-import { WorkerSender, type SenderNote } from '../../../src/dataplane/sender/worker-sender.js';
-import { SenderControl } from '../../../src/dataplane/sender/counters.js';
-import { SequenceCounter } from '../../../src/dataplane/sleeve/sequence-counter.js';
 import { chunkStride } from '../../../src/dataplane/sleeve/header.js';
-import { parseMac } from '../../../src/dataplane/forwarder/mac.js';
 import { closeFd, getSockOptInt } from '../../../src/dataplane/tap/libc.js';
 import { createOffloadUdpFd } from '../../../src/dataplane/tap/udp-offload.js';
 import { withNetworkNamespace } from '../../../src/dataplane/tap/netns-enter.js';
 import { destroyChecked } from '../lib/tap-node.js';
-import { macBytes } from '../lib/packets.js';
+import { LOCAL, REMOTE, frame, oneLinkSender } from './one-link-sender.js';
 
 const PREFIX = 'wtt7';
-const LOCAL = '0a:00:00:00:00:01';
-const REMOTE = '0a:00:00:00:00:02';
 const FRAMES = 200;
-
-function frame(length: number): Uint8Array {
-  const f = new Uint8Array(length);
-  f.set(macBytes(REMOTE), 0);
-  f.set(macBytes(LOCAL), 6);
-  return f;
-}
 
 let cluster: LocalCluster;
 let node: ClusterNode;
@@ -54,25 +40,11 @@ t.teardown(() => destroyChecked(cluster, PREFIX));
 t.test('a full send buffer drops and counts the frame, reports no error, and sending resumes once it drains', async (t) => {
   const fd = withNetworkNamespace(node.path, () => createOffloadUdpFd({ address: '192.168.77.1', port: 0, sendBufferSize: 16 * 1024, segmentSize: chunkStride(1500) }));
   t.teardown(() => closeFd(fd));
-  const channel = new MessageChannel();
-  t.teardown(() => channel.port1.close());
-  const control = SenderControl.create();
-  const notes: SenderNote[] = [];
-  const sender = new WorkerSender({ udpFd: fd, control: control.buffer, port: channel.port2 }, 0, (n) => notes.push(n));
-  const sequence = SequenceCounter.create();
-  channel.port1.postMessage({
-    generation: 1,
-    snapshot: {
-      self: 1,
-      links: [{ key: '7', connectionUid: 7n, weDialled: true, stride: chunkStride(1500), remoteIp: '192.168.77.2', remotePort: 6783, sequence: sequence.buffer }],
-      routes: [{ mac: parseMac(REMOTE), link: '7', dstPeer: 2 }],
-      locals: [parseMac(LOCAL)],
-    },
-  });
-  control.bumpGeneration();
+  const { sender, control, notes, sequence, publish } = oneLinkSender(t, fd, '192.168.77.2', 6783);
+  publish();
 
   let handled = 0;
-  for (let i = 0; i < FRAMES; i++) if (sender.trySend(frame(1000), 1000)) handled++;
+  for (let i = 0; i < FRAMES; i++) if (sender.trySend(frame(REMOTE, LOCAL, 1000), 1000)) handled++;
   t.equal(handled, FRAMES, 'every frame handled: none thrown, none left to the main thread');
   const full = control.read();
   t.ok(full.stats.sent >= 1 && full.stats.sent < FRAMES / 2, `a few fit the buffer (${full.stats.sent} sent, buffer ${getSockOptInt(fd, 1, 7, 'SO_SNDBUF')} B)`);
@@ -82,7 +54,7 @@ t.test('a full send buffer drops and counts the frame, reports no error, and sen
 
   // Taking the qdisc away frees what it held; the socket's buffer with it.
   await node.run(['tc', 'qdisc', 'del', 'dev', 'wtt7a', 'root']);
-  t.equal(sender.trySend(frame(1000), 1000), true);
+  t.equal(sender.trySend(frame(REMOTE, LOCAL, 1000), 1000), true);
   const after = control.read();
   t.equal(after.stats.sent, full.stats.sent + 1, 'the next frame is sent');
   t.equal(after.drops.get('send-buffer-full'), full.drops.get('send-buffer-full'), 'and nothing more dropped');
