@@ -51,9 +51,8 @@ export function readJournalLines(journal: string): { entries: unknown[]; torn: b
 }
 
 /**
- * Applies a journal to a parsed snapshot (the JSON value of state-format). A last line without
- * its newline was being written when the process died; it was never acknowledged, so it is
- * dropped (`torn`). Any other malformed line is a JournalError: the state is corrupt.
+ * Applies a journal to a parsed snapshot (the JSON value of state-format); a torn last line is
+ * dropped, as readJournalLines says. Any other malformed line is a JournalError: the state is corrupt.
  */
 export function applyJournal(snapshot: unknown, journal: string): { value: unknown; applied: number; torn: boolean } {
   const { entries, torn } = readJournalLines(journal);

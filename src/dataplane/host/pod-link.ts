@@ -73,8 +73,7 @@ export class PodLinks {
     const macs = { host: localMac(randomBytes(5)), pod: localMac(randomBytes(5)) };
     checkSpec(spec);
     // The pod's process starts now too, and gets its lines once the host's half is done and the
-    // address is known: starting a process costs this one milliseconds (a fork of the daemon),
-    // paid meanwhile. If the host's half fails or no address comes, it gets none and does nothing.
+    // address is known: starting a process costs milliseconds, paid meanwhile. If the host's half fails or no address comes, it gets none and does nothing.
     let podLines!: (lines: string) => void;
     let noPodLines!: () => void;
     const podInput = new Promise<string>((resolve, reject) => { podLines = resolve; noPodLines = () => reject(new Error('no pod half')); });

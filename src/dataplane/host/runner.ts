@@ -8,7 +8,7 @@ export interface RunOptions {
   /**
    * Written to the command's stdin, which is then closed. A promise is written when it resolves
    * (a rejected one closes stdin empty): the process starts before its input is known, so its
-   * start-up (milliseconds for a fork of this process) is paid while something else goes on.
+   * start-up (milliseconds) is paid while something else goes on.
    */
   readonly input?: string | Promise<string>;
   /** The command is killed after this long. */
